@@ -1,0 +1,40 @@
+# gancourse: the two commands a newcomer needs are `make course` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: course test lab exercises grade bench clean help
+
+help:
+	@echo "make course     set up .venv, then run every lesson on the built-in data (results in runs/)"
+	@echo "make test       set up .venv, then run the whole test suite"
+	@echo "make lab        JupyterLab on the course"
+	@echo "make exercises  regenerate exercises/ from solutions/"
+	@echo "make grade LESSON=01_gan_game SUBMISSIONS=path/to/class [OUT=grades.csv]"
+
+# The virtual environment is created when missing and re-installed when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+course: $(STAMP)
+	$(PY) -m gancourse run
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+exercises: $(STAMP)
+	$(PY) -m gancourse exercises
+
+OUT ?= grades.csv
+grade: $(STAMP)
+	$(PY) -m gancourse grade $(LESSON) $(SUBMISSIONS) --out $(OUT)
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,69 @@
+"""Graded checks the exercise notebooks call, one module per lesson.
+
+A failed check raises `CheckFailed`. In Jupyter it shows as a short message that says what is
+wrong and how to fix it (IPython calls `_render_traceback_`), not a page of traceback; nbgrader
+still sees an error and gives the cell no points.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+
+class CheckFailed(AssertionError):
+    """A student's answer is wrong; the message says how."""
+
+    def _render_traceback_(self) -> list[str]:
+        return ["\x1b[31m✗ Check failed:\x1b[0m " + line if i == 0 else "  " + line
+                for i, line in enumerate(str(self).splitlines())]
+
+
+def passed(what: str) -> None:
+    print(f"✓ {what}")
+
+
+def call(fn: Callable, *args, name: str | None = None, **kwargs):
+    """Call a student's function, turning the usual slips into messages that say what to do."""
+    name = name or getattr(fn, "__name__", "your function")
+    if not callable(fn):
+        raise CheckFailed(f"expected a function for {name}, got {type(fn).__name__}; pass the function "
+                          "itself (no parentheses)")
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        raise CheckFailed(f"{name} is not written yet: replace `raise NotImplementedError()` with your code "
+                          "and run its cell again.") from None
+    except CheckFailed:
+        raise
+    except Exception as err:
+        raise CheckFailed(f"{name} raised {type(err).__name__}: {err}") from err
+
+
+def expect_tensor(value, name: str, shape: tuple | None = None) -> torch.Tensor:
+    """The value must be a tensor (of `shape`, when given); say what came back otherwise."""
+    if not torch.is_tensor(value):
+        raise CheckFailed(f"{name} should return a torch.Tensor, but returned {type(value).__name__}"
+                          + (" (did you forget `return`?)" if value is None else ""))
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        hint = " Did you forget .mean() over the batch?" if shape == () and value.dim() > 0 else ""
+        raise CheckFailed(f"{name} returned shape {tuple(value.shape)}; expected {tuple(shape)}.{hint}")
+    if not torch.isfinite(value).all():
+        raise CheckFailed(f"{name} returned a non-finite value ({value}); use numerically stable forms "
+                          "such as F.logsigmoid instead of log(sigmoid(...))")
+    return value
+
+
+def expect_close(value: torch.Tensor, expected: torch.Tensor, name: str, hint: str = "",
+                 rtol: float = 1e-4, atol: float = 1e-5) -> None:
+    if torch.allclose(value.detach().float(), expected.detach().float(), rtol=rtol, atol=atol):
+        return
+    if torch.allclose(value.detach().float(), -expected.detach().float(), rtol=rtol, atol=atol):
+        raise CheckFailed(f"{name} has the wrong sign: got {_fmt(value)}, expected {_fmt(expected)}. "
+                          "Losses are minimised: negate a log-likelihood you want to maximise.")
+    raise CheckFailed(f"{name} gave {_fmt(value)}, expected {_fmt(expected)}. {hint}".strip())
+
+
+def _fmt(t: torch.Tensor) -> str:
+    t = t.detach().float()
+    return f"{t.item():.5g}" if t.numel() == 1 else f"tensor of shape {tuple(t.shape)}"

@@ -1,0 +1,436 @@
+"""Grade a folder of student submissions with nbgrader's autograder and write one CSV.
+
+Submissions may be laid out either way (both can be mixed in one folder):
+
+    submissions/<student>/<lesson>.ipynb    one folder per student (a single notebook with another
+                                            name, or <student>/<lesson>/<lesson>.ipynb, also works)
+    submissions/<student>.ipynb             one notebook per student, named after the student
+
+Each student is autograded on their own in a temporary nbgrader course, so a submission that
+breaks (invalid JSON, syntax error, infinite loop, dead kernel) costs only that student points.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import sysconfig
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from ipykernel.kernelspec import RESOURCES, get_kernel_dict
+from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.manager import AsyncKernelManager
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.converters import Autograde, GenerateAssignment
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import Execute
+from nbgrader.utils import capture_log
+from traitlets.config import Config
+
+COURSE_ID = "gancourse"
+_SAFE_ID = re.compile(r"[^\w.@-]+")
+_TIMEOUT_ERROR = "CellTimeoutError"
+
+
+class GradingError(RuntimeError):
+    """The grading run itself cannot go ahead (unknown lesson, broken solution notebook)."""
+
+
+class CurrentPythonKernelManager(AsyncKernelManager):
+    """Starts ipykernel on this very interpreter, whatever kernelspecs the machine has installed.
+
+    A user-level "python3" kernelspec may point at another environment; grading must run in the
+    environment that has gancourse and torch, so the spec is built from sys.executable.
+    """
+
+    @property
+    def kernel_spec(self) -> KernelSpec:
+        if self._kernel_spec is None:
+            self._kernel_spec = KernelSpec(resource_dir=RESOURCES, name="python3", **get_kernel_dict())
+        return self._kernel_spec
+
+
+class CurrentPythonExecute(Execute):
+    """nbgrader's Execute step, running every notebook on CurrentPythonKernelManager."""
+
+    def __init__(self, **kwargs):
+        # nbgrader's Execute sets kernel_manager_class in its __init__, which beats config.
+        kwargs.setdefault("kernel_manager_class", CurrentPythonKernelManager)
+        super().__init__(**kwargs)
+
+
+@dataclass
+class Submission:
+    """One student's notebook (or None when none was found) and notes on how it was found."""
+
+    student: str
+    path: Path | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Task:
+    """An autograded test cell of the lesson: its grade_id and its points."""
+
+    grade_id: str
+    points: float
+
+
+def resolve_lesson(lesson: str, solutions_dir: str | Path = "solutions") -> Path:
+    """Find the solution notebook for `lesson`: "03_dcgan", "03_dcgan.ipynb", "03" or a path."""
+    as_path = Path(lesson)
+    if as_path.suffix == ".ipynb" and as_path.is_file():
+        return as_path
+    solutions_dir = Path(solutions_dir)
+    available = sorted(p for p in solutions_dir.glob("*.ipynb")) if solutions_dir.is_dir() else []
+    name = as_path.name.removesuffix(".ipynb")
+    exact = [p for p in available if p.stem == name]
+    prefixed = [p for p in available if p.stem.startswith(name + "_")]
+    if exact:
+        return exact[0]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    choices = ", ".join(p.stem for p in available) or f"none: {solutions_dir} has no notebooks"
+    if len(prefixed) > 1:
+        raise GradingError(f"lesson {lesson!r} is ambiguous; pick one of: {', '.join(p.stem for p in prefixed)}.")
+    raise GradingError(f"no solution notebook for lesson {lesson!r} in {solutions_dir}; lessons: {choices}.")
+
+
+def lesson_tasks(solution: nbformat.NotebookNode | str | Path) -> list[Task]:
+    """The autograded test cells (grade cells that are code, not answers) in notebook order."""
+    nb = solution if isinstance(solution, nbformat.NotebookNode) else nbformat.read(str(solution), as_version=4)
+    tasks = []
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade") and not meta.get("solution") and cell.cell_type == "code":
+            tasks.append(Task(meta["grade_id"], float(meta.get("points", 0))))
+    return tasks
+
+
+def _notebooks_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.ipynb") if p.is_file() and not p.name.startswith("."))
+
+
+def find_submissions(submissions_dir: str | Path, notebook: str) -> list[Submission]:
+    """List the students in `submissions_dir` and the notebook each submitted for `notebook`.
+
+    A folder is one student; a loose .ipynb file is one student named after the file. Hidden
+    entries and archive debris (.ipynb_checkpoints, __MACOSX) are skipped.
+    """
+    submissions_dir = Path(submissions_dir)
+    if not submissions_dir.is_dir():
+        raise GradingError(f"submissions folder {submissions_dir} does not exist; pass the folder that holds one entry per student.")
+    found: dict[str, Submission] = {}
+    for entry in sorted(submissions_dir.iterdir()):
+        if entry.name.startswith((".", "__")):
+            continue
+        if entry.is_dir():
+            student = entry.name
+            expected = notebook + ".ipynb"
+            candidates = [entry / expected, entry / notebook / expected]
+            chosen = next((c for c in candidates if c.is_file()), None)
+            if chosen is not None:
+                sub = Submission(student, chosen)
+            else:
+                others = _notebooks_in(entry)
+                if len(others) == 1:
+                    sub = Submission(student, others[0], f"graded {others[0].name} (expected {expected})")
+                elif others:
+                    names = ", ".join(p.name for p in others)
+                    sub = Submission(student, None, f"no {expected}; several other notebooks ({names}), none graded")
+                else:
+                    sub = Submission(student, None, f"no notebook submitted (expected {expected})")
+        elif entry.suffix == ".ipynb" and entry.is_file():
+            student = entry.stem
+            sub = Submission(student, entry)
+        else:
+            continue
+        if student in found:
+            found[student].note = _join(found[student].note, f"duplicate submission {entry.name} ignored")
+        else:
+            found[student] = sub
+    return list(found.values())
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def _safe_ids(students: list[str]) -> dict[str, str]:
+    """Map student names to ids nbgrader can use in paths and globs (no spaces, *, ?, [ or +)."""
+    ids: dict[str, str] = {}
+    used: set[str] = set()
+    for student in students:
+        base = _SAFE_ID.sub("_", student).strip("_") or "student"
+        candidate, n = base, 1
+        while candidate in used:
+            n += 1
+            candidate = f"{base}_{n}"
+        used.add(candidate)
+        ids[student] = candidate
+    return ids
+
+
+def nbgrader_config(root: Path, timeout: int) -> Config:
+    """The nbgrader configuration of a grading run: course folder, gradebook and execution limits."""
+    c = Config()
+    c.CourseDirectory.root = str(root)
+    c.CourseDirectory.course_id = COURSE_ID
+    c.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
+    # A cell that runs past `timeout` seconds is interrupted and recorded as an error, so an
+    # infinite loop costs the tests that depend on it and grading moves on to the next cell.
+    c.Execute.timeout = timeout
+    c.Execute.interrupt_on_timeout = True
+    c.Execute.startup_timeout = max(60, timeout)
+    steps = list(Autograde.class_traits()["autograde_preprocessors"].default())
+    c.Autograde.autograde_preprocessors = [CurrentPythonExecute if s is Execute else s for s in steps]
+    return c
+
+
+_CONFIG_FILE = '''\
+# Written by gancourse.grading so `nbgrader autograde LESSON` can be rerun by hand in this folder.
+from gancourse.grading import nbgrader_config
+from pathlib import Path
+
+c = get_config()  # noqa: F821
+c.merge(nbgrader_config(Path(__file__).resolve().parent, timeout={timeout}))
+'''
+
+
+def _run(converter) -> dict:
+    """Run an nbgrader converter, returning nbgrader's {success, log, error} dictionary."""
+    return capture_log(converter)
+
+
+def _failure_reason(result: dict) -> str:
+    """Pull the most telling exception line out of a failed nbgrader run."""
+    text = "\n".join(result.get(k) or "" for k in ("log", "error"))
+    lines = [ln.strip() for ln in text.splitlines()]
+    wanted = ("DeadKernelError", "CellTimeoutError", "RuntimeError", "NotJSONError", "ValidationError", "Error:")
+    for line in lines:
+        if line.startswith(wanted[:-1]) or (":" in line and line.split(":")[0].endswith(wanted[:-1])):
+            return line[:300]
+    hits = [ln for ln in lines if "Error" in ln and not ln.startswith(("[", "File", "Traceback"))]
+    return (hits[0] if hits else "nbgrader could not autograde this notebook")[:300]
+
+
+def _timeouts(autograded: Path) -> list[str]:
+    """Name the cells of an autograded notebook that were interrupted for running too long."""
+    if not autograded.is_file():
+        return []
+    nb = nbformat.read(str(autograded), as_version=4)
+    names = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if any(o.get("output_type") == "error" and o.get("ename") == _TIMEOUT_ERROR for o in cell.get("outputs", [])):
+            names.append(cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}")
+    return names
+
+
+def _check_readable(path: Path) -> str:
+    """Empty string when `path` is a notebook nbgrader can open, else why not."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        return "submission is not a text file, not a notebook"
+    except json.JSONDecodeError as err:
+        return f"submission is not valid notebook JSON (line {err.lineno}: {err.msg})"
+    if not isinstance(raw, dict) or "cells" not in raw:
+        return "submission is JSON but not a Jupyter notebook"
+    try:
+        nbformat.reads(json.dumps(raw), as_version=4)
+    except Exception as err:  # a notebook nbformat cannot even convert
+        return f"submission is not a usable notebook ({type(err).__name__}: {err})"
+    return ""
+
+
+def _scores(db_url: str, lesson_id: str, notebook: str, student_id: str) -> dict[str, float | None]:
+    """Autograder score of every grade cell for one student (None where nothing was recorded)."""
+    with Gradebook(db_url, COURSE_ID) as gb:
+        try:
+            sub = gb.find_submission_notebook(notebook, lesson_id, student_id)
+        except MissingEntry:
+            return {}
+        return {g.name: g.auto_score for g in sub.grades}
+
+
+def _format(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def write_csv(rows: list[dict], tasks: list[Task], out_csv: str | Path) -> Path:
+    """Write grade rows with columns student, one per task, total, max, note."""
+    out_csv = Path(out_csv)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    columns = ["student", *(t.grade_id for t in tasks), "total", "max", "note"]
+    with out_csv.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _format(row[k]) for k in columns})
+    return out_csv
+
+
+def grade(
+    lesson: str,
+    submissions_dir: str | Path,
+    out_csv: str | Path,
+    *,
+    solutions_dir: str | Path = "solutions",
+    timeout: int = 60,
+    workdir: str | Path | None = None,
+) -> list[dict]:
+    """Autograde every student's notebook for `lesson`, write `out_csv` and return its rows.
+
+    Each row has "student", one float per autograded test cell (keyed by grade_id), "total",
+    "max" and "note" (why points were lost to something other than failed tests). `timeout`
+    caps every cell in seconds. `workdir` keeps the nbgrader course folder (gradebook.db,
+    autograded notebooks, nbgrader_config.py) for inspection; it must be empty or absent.
+    The student's kernel inherits this process's environment, GANCOURSE_SMOKE included.
+    """
+    if timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout}.")
+    solution = resolve_lesson(lesson, solutions_dir)
+    lesson_id = notebook = solution.stem
+    if "+" in lesson_id:
+        raise GradingError(f"nbgrader cannot grade a lesson named {lesson_id!r}: rename it without '+'.")
+    tasks = lesson_tasks(solution)
+    if not tasks:
+        raise GradingError(f"{solution} has no autograded test cells (nbgrader grade cells); nothing to grade.")
+    submissions = find_submissions(submissions_dir, notebook)
+
+    if workdir is None:
+        holder = tempfile.TemporaryDirectory(prefix="gancourse-grading-")
+        root = Path(holder.name)
+    else:
+        holder = None
+        root = Path(workdir).resolve()
+        if root.exists() and any(root.iterdir()):
+            raise GradingError(f"workdir {root} is not empty; pass a new folder so an old gradebook is not mixed in.")
+        root.mkdir(parents=True, exist_ok=True)
+    try:
+        with _scripts_on_path():
+            rows = _grade_in(root, solution, lesson_id, notebook, tasks, submissions, timeout)
+    finally:
+        if holder is not None:
+            holder.cleanup()
+    write_csv(rows, tasks, out_csv)
+    return rows
+
+
+@contextlib.contextmanager
+def _scripts_on_path():
+    """Put this interpreter's scripts folder first on PATH while grading.
+
+    nbgrader creates a gradebook by running the `alembic` command found on PATH, which fails
+    (FileNotFoundError: 'alembic') when the virtual environment is not activated.
+    """
+    old = os.environ.get("PATH")
+    folders = [sysconfig.get_path("scripts"), os.path.dirname(sys.executable)]
+    os.environ["PATH"] = os.pathsep.join(dict.fromkeys([*folders, *(old or "").split(os.pathsep)]))
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = old
+
+
+def _grader_log() -> logging.Logger:
+    log = logging.getLogger("gancourse.grading.nbgrader")
+    log.setLevel(logging.INFO)
+    log.propagate = False  # nbgrader is chatty; its log is captured per run instead
+    return log
+
+
+def _grade_in(root: Path, solution: Path, lesson_id: str, notebook: str, tasks: list[Task],
+              submissions: list[Submission], timeout: int) -> list[dict]:
+    """Set up the nbgrader course under `root`, release the lesson, then autograde each student."""
+    source = root / "source" / lesson_id
+    source.mkdir(parents=True)
+    shutil.copyfile(solution, source / f"{notebook}.ipynb")
+    (root / "nbgrader_config.py").write_text(_CONFIG_FILE.format(timeout=timeout), encoding="utf-8")
+    config = nbgrader_config(root, timeout)
+    log = _grader_log()
+
+    coursedir = CourseDirectory(config=config, log=log)
+    coursedir.assignment_id = lesson_id
+    result = _run(GenerateAssignment(coursedir=coursedir, config=config, log=log, force=True))
+    if not result["success"]:
+        raise GradingError(
+            f"nbgrader could not generate the assignment from {solution}: {_failure_reason(result)}. "
+            "Check the solution's nbgrader metadata (python -m gancourse.exercises --check shows it)."
+        )
+
+    ids = _safe_ids([s.student for s in submissions])
+    with Gradebook(config.CourseDirectory.db_url, COURSE_ID) as gb:
+        for sub in submissions:
+            gb.update_or_create_student(ids[sub.student], first_name=sub.student)
+    rows = []
+    for sub in submissions:
+        student_id = ids[sub.student]
+        note = sub.note
+        if sub.path is not None and not (problem := _check_readable(sub.path)):
+            target = root / "submitted" / student_id / lesson_id / f"{notebook}.ipynb"
+            target.parent.mkdir(parents=True)
+            shutil.copyfile(sub.path, target)
+            coursedir = CourseDirectory(config=config, log=log)
+            coursedir.assignment_id = lesson_id
+            coursedir.student_id = student_id
+            result = _run(Autograde(coursedir=coursedir, config=config, log=log, force=True))
+            if not result["success"]:
+                note = _join(note, f"autograder failed, unrecorded tasks get 0: {_failure_reason(result)}")
+            late = _timeouts(root / "autograded" / student_id / lesson_id / f"{notebook}.ipynb")
+            if late:
+                note = _join(note, f"timed out after {timeout}s in {', '.join(late)}")
+            scores = _scores(config.CourseDirectory.db_url, lesson_id, notebook, student_id)
+        else:
+            if sub.path is not None:
+                note = _join(note, problem)
+            scores = {}
+        row: dict = {"student": sub.student}
+        for task in tasks:
+            row[task.grade_id] = float(scores.get(task.grade_id) or 0.0)
+        row["total"] = sum(row[t.grade_id] for t in tasks)
+        row["max"] = sum(t.points for t in tasks)
+        row["note"] = note
+        rows.append(row)
+    return rows
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """Command line for instructors: python -m gancourse.grading LESSON SUBMISSIONS --out grades.csv."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m gancourse.grading", description=__doc__.splitlines()[0])
+    parser.add_argument("lesson", help='lesson to grade: "03_dcgan", "03" or a path to a solution notebook')
+    parser.add_argument("submissions", help="folder of submissions: <student>/<lesson>.ipynb or <student>.ipynb")
+    parser.add_argument("--out", default="grades.csv", help="CSV file to write (default grades.csv)")
+    parser.add_argument("--solutions", default="solutions", help="folder of solution notebooks")
+    parser.add_argument("--timeout", type=int, default=60, help="seconds a single cell may run (default 60)")
+    parser.add_argument("--workdir", default=None, help="keep the nbgrader course folder here")
+    args = parser.parse_args(argv)
+    try:
+        rows = grade(args.lesson, args.submissions, args.out, solutions_dir=args.solutions,
+                     timeout=args.timeout, workdir=args.workdir)
+    except GradingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for row in rows:
+        print(f"{row['student']}: {row['total']:g}/{row['max']:g}" + (f"  ({row['note']})" if row["note"] else ""))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -1,0 +1,314 @@
+"""The one training loop every lesson uses."""
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+from gancourse.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from gancourse.train.gan import GAN
+from gancourse.utils import describe_device, pick_device, seed_everything, smoke_mode
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss; the message names the step and the loss."""
+
+
+@dataclass
+class StepContext:
+    """What a `GAN.train_step` gets from the Trainer: data, batch size, step and precision tools."""
+
+    data: object
+    batch_size: int
+    step: int
+    device: torch.device
+    amp_dtype: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+
+    def autocast(self):
+        """Mixed precision on CUDA (bf16 where supported, else fp16 with loss scaling); a no-op elsewhere."""
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, retain_graph: bool = False):
+        """Zero the optimiser's gradients, back-propagate `loss` and take one step."""
+        optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward(retain_graph=retain_graph)
+            self.scaler.step(optimizer)
+        else:
+            loss.backward(retain_graph=retain_graph)
+            optimizer.step()
+
+
+@dataclass
+class History:
+    """Metrics logged during training: one dict per logged step."""
+
+    records: list[dict] = field(default_factory=list)
+    interrupted: bool = False
+
+    def append(self, record: dict) -> None:
+        self.records.append(record)
+
+    def keys(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for r in self.records:
+            seen.update(dict.fromkeys(k for k in r if k not in ("step", "time")))
+        return list(seen)
+
+    def series(self, key: str) -> tuple[list[int], list[float]]:
+        rows = [r for r in self.records if key in r]
+        return [r["step"] for r in rows], [r[key] for r in rows]
+
+    def last(self, key: str | None = None):
+        if not self.records:
+            return None
+        return self.records[-1] if key is None else self.records[-1].get(key)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def state_dict(self) -> dict:
+        return {"records": [dict(r) for r in self.records]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.records = [dict(r) for r in state["records"]]
+
+
+class Trainer:
+    """Runs a `GAN` for a step and/or time budget, with checkpoints, EMA, AMP and callbacks.
+
+    steps: train until this many steps in total (a resumed run continues up to it).
+    seconds: stop after this much wall time in this call to `fit`.
+    checkpoint_dir: where `checkpoint.pt` is written every `checkpoint_every` steps, at the end and
+        on interrupt; None turns checkpoints off.
+    ema: decay of an exponential moving average of G (e.g. 0.999); `trainer.sample` then uses it.
+    seed: reseed every generator at the start of a fresh run (None leaves the RNG as it is).
+    """
+
+    def __init__(self, gan: GAN, data, *, steps: int | None = None, seconds: float | None = None,
+                 batch_size: int = 64, device=None, seed: int | None = None, amp: bool | None = None,
+                 ema: float | None = None, callbacks=(), log_every: int = 10,
+                 checkpoint_dir: str | Path | None = None, checkpoint_every: int = 500,
+                 progress: bool | None = None, channels_last: bool = False, verbose: bool = True):
+        if steps is None and seconds is None:
+            raise ValueError("give the Trainer a budget: steps=<int>, seconds=<float>, or both")
+        if steps is not None and (not isinstance(steps, int) or steps < 1):
+            raise ValueError(f"steps must be a positive int, got {steps!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.gan = gan
+        self.max_steps = steps
+        self.seconds = seconds
+        self.batch_size = batch_size
+        self.device = pick_device(device)
+        self.seed = seed
+        self.log_every = max(1, log_every)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.checkpoint_every = checkpoint_every
+        self.callbacks = list(callbacks)
+        self.progress = (not smoke_mode()) if progress is None else progress
+        self.verbose = verbose
+        self.history = History()
+        self.step = 0
+        self.elapsed = 0.0  # training seconds over all fit() calls, resumes included
+
+        amp = (self.device.type == "cuda") if amp is None else amp
+        self.amp_dtype = None
+        self.scaler = None
+        if amp and self.device.type == "cuda":
+            if torch.cuda.is_bf16_supported():
+                self.amp_dtype = torch.bfloat16  # same range as fp32: no loss scaling needed
+            else:
+                self.amp_dtype = torch.float16
+                self.scaler = torch.amp.GradScaler("cuda")
+        self.channels_last = channels_last and self.device.type == "cuda"
+
+        self.gan.to(self.device, memory_format=torch.channels_last if self.channels_last else None)
+        self.data = data.to(self.device) if hasattr(data, "to") else data
+        self.ema_decay = ema
+        self.ema = None
+        self._ema_source = None
+        self._stop_requested = False
+
+    # -- public API ---------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.checkpoint_dir is None else self.checkpoint_dir / "checkpoint.pt"
+
+    def fit(self, resume: bool | str | Path = False) -> History:
+        """Train until the budget is spent. resume=True continues from `checkpoint_dir` if a
+        checkpoint is there; a path resumes from that file."""
+        if resume:
+            path = self.checkpoint_path if resume is True else Path(resume)
+            if path is None:
+                raise ValueError("resume=True needs checkpoint_dir=...; or pass resume=<checkpoint path>")
+            if path.exists():
+                self.load(path)
+            elif self.verbose:
+                print(f"gancourse: no checkpoint at {path} yet; starting from step 0")
+        if self.step == 0 and self.seed is not None:
+            seed_everything(self.seed)
+        if self.verbose:
+            print(f"gancourse: training on {describe_device(self.device)}"
+                  + (f", autocast {str(self.amp_dtype).replace('torch.', '')}" if self.amp_dtype else ""))
+        self._sync_ema()
+        for cb in self.callbacks:
+            _call(cb, "on_fit_start", self)
+        self._run()
+        for cb in self.callbacks:
+            _call(cb, "on_fit_end", self)
+        return self.history
+
+    def sample(self, n: int = 64, seed: int | None = 0) -> torch.Tensor:
+        """n generated samples on the CPU (from the EMA generator when there is one).
+
+        With a seed, the same z is used every time, so successive calls show G's progress. The
+        global RNG is left untouched, so looking at samples never changes the training run.
+        """
+        rng = torch.Generator().manual_seed(seed) if seed is not None else None
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return self.gan.generate(n, generator_net=self.ema.module if self.ema else None, rng=rng).float().cpu()
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write a checkpoint atomically (default: checkpoint_dir/checkpoint.pt)."""
+        path = Path(path) if path is not None else self.checkpoint_path
+        if path is None:
+            raise ValueError("no checkpoint_dir was given; pass a path to save()")
+        return save_atomic({
+            "step": self.step, "elapsed": self.elapsed, "gan_class": type(self.gan).__qualname__,
+            "gan": self.gan.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
+            "history": self.history.state_dict(), "rng": rng_state(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+        }, path)
+
+    def load(self, path: str | Path) -> None:
+        """Restore networks, optimisers, EMA, history and RNG from a checkpoint."""
+        state = load_checkpoint(path, map_location=self.device)
+        if state["gan_class"] != type(self.gan).__qualname__:
+            raise ValueError(f"{path} holds a {state['gan_class']} but this Trainer trains a "
+                             f"{type(self.gan).__qualname__}; resume with the same kind of GAN")
+        self.gan.load_state_dict(state["gan"])
+        self.gan.to(self.device)
+        self.step, self.elapsed = state["step"], state["elapsed"]
+        self.history.load_state_dict(state["history"])
+        if state["ema"] is not None:
+            self._sync_ema(force=True)
+            self.ema.load_state_dict(state["ema"])
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        if self.verbose:
+            print(f"gancourse: resumed from {path} at step {self.step}")
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        start = time.perf_counter()
+        elapsed_before = self.elapsed
+        self.history.interrupted = False
+        bar = tqdm(total=self.max_steps, initial=self.step, disable=not self.progress,
+                   desc=type(self.gan).__name__, dynamic_ncols=True)
+        self._stop_requested = False
+        restore = self._install_interrupt_handler()
+        last_saved_step = None
+        try:
+            while not self._budget_spent(start):
+                ctx = StepContext(self.data, self.batch_size, self.step, self.device, self.amp_dtype, self.scaler)
+                self.gan.schedule(ctx)
+                self._sync_ema()  # the schedule may have replaced G (ProGAN growth)
+                metrics = self.gan.train_step(ctx)
+                if self.scaler is not None:
+                    self.scaler.update()
+                self.step += 1
+                if self.ema is not None:
+                    self.ema.update_parameters(self.gan.generator)
+                self.elapsed = elapsed_before + time.perf_counter() - start
+
+                logging = self.step % self.log_every == 0
+                if logging or self.device.type != "cuda":  # on a GPU, check only when we sync anyway
+                    values = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in metrics.items()}
+                    self._guard(values)
+                if logging:
+                    self.history.append({"step": self.step, "time": round(self.elapsed, 4), **values})
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k.startswith("loss")},
+                                    refresh=False)
+                    for cb in self.callbacks:
+                        _call(cb, "on_step_end", self, self.step, values)
+                bar.update(1)
+                if self.checkpoint_dir and self.step % self.checkpoint_every == 0:
+                    self.save()
+                    last_saved_step = self.step
+                if self._stop_requested:
+                    self.history.interrupted = True
+                    break
+        except KeyboardInterrupt:  # a second interrupt, or one outside the main thread
+            self.history.interrupted = True
+        finally:
+            restore()
+            bar.close()
+        path = None
+        if self.checkpoint_dir is not None:
+            path = self.checkpoint_path if last_saved_step == self.step else self.save()
+        if self.history.interrupted:  # always said: the user asked for it and must know how to go on
+            where = f"checkpoint saved to {path}" if path else "no checkpoint_dir, so it lives in this Trainer only"
+            print(f"gancourse: interrupted at step {self.step}; {where}. Call fit(resume=True) to continue.")
+
+    def _budget_spent(self, start: float) -> bool:
+        if self.max_steps is not None and self.step >= self.max_steps:
+            return True
+        return self.seconds is not None and time.perf_counter() - start >= self.seconds
+
+    def _guard(self, values: dict[str, float]) -> None:
+        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+        if not bad:
+            return
+        name, value = next(iter(bad.items()))
+        if self.checkpoint_path is not None and self.checkpoint_path.exists():
+            saved = load_checkpoint(self.checkpoint_path)["step"]
+            keep = f"The last good checkpoint (step {saved}) is kept at {self.checkpoint_path}."
+        else:
+            keep = "No checkpoint was written (set checkpoint_dir= to keep one)."
+        raise NonFiniteLossError(
+            f"{name} became {value} at step {self.step}; training stopped. {keep} "
+            "Lower the learning rate or check the data range ([-1, 1]), then fit(resume=True).")
+
+    def _sync_ema(self, force: bool = False) -> None:
+        if self.ema_decay is None:
+            return
+        generator = self.gan.generator
+        if force or self._ema_source is not generator:
+            self.ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay),
+                                     use_buffers=True)
+            self._ema_source = generator
+
+    def _install_interrupt_handler(self):
+        """First Ctrl-C / kernel interrupt: finish the step, save, stop. A second one: stop now."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            if self._stop_requested:
+                signal.signal(signal.SIGINT, previous)
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        signal.signal(signal.SIGINT, handler)
+        return lambda: signal.signal(signal.SIGINT, previous)
+
+
+def _call(callback, method: str, *args) -> None:
+    fn = getattr(callback, method, None)
+    if fn is not None:
+        fn(*args)

@@ -1,0 +1,76 @@
+"""Small helpers every lesson uses: smoke mode, device choice, seeding, figures."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SMOKE_ENV = "GANCOURSE_SMOKE"
+RUN_DIR_ENV = "GANCOURSE_RUN_DIR"
+
+
+def smoke_mode() -> bool:
+    """True when GANCOURSE_SMOKE is set to a true value: same code, tiny budgets (used by CI)."""
+    return os.environ.get(SMOKE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def pick_device(prefer: str | None = None, verbose: bool = False) -> torch.device:
+    """CUDA if present, else Apple's MPS, else the CPU. `prefer` ("cpu", "cuda", ...) overrides."""
+    if prefer is not None:
+        device = torch.device(prefer)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device={prefer!r} was requested but PyTorch sees no CUDA GPU here; "
+                "pass device=None to let gancourse pick, or device='cpu'."
+            )
+    elif torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        device = torch.device("mps")
+    else:
+        device = torch.device("cpu")
+    if verbose:
+        print(f"gancourse: training on {describe_device(device)}")
+    return device
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and every GPU) so a run can be repeated."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def run_dir(lesson: str | None = None) -> Path:
+    """Folder where a lesson writes its figures: $GANCOURSE_RUN_DIR, else runs/<lesson>."""
+    base = os.environ.get(RUN_DIR_ENV)
+    path = Path(base) if base else Path("runs") / (lesson or "scratch")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_figure(fig, name: str, lesson: str | None = None, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG under the lesson's run folder and return the path."""
+    folder = run_dir(lesson) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (name if name.endswith(".png") else f"{name}.png")
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
+
+
+def to_display(images: torch.Tensor) -> torch.Tensor:
+    """Map images from the course's [-1, 1] range to [0, 1] for plotting."""
+    return ((images.detach().float().cpu() + 1) / 2).clamp(0, 1)
