@@ -137,7 +137,9 @@ def build_exercises(solutions_dir: str | Path = "solutions", exercises_dir: str 
     """
     solutions_dir, exercises_dir = Path(solutions_dir), Path(exercises_dir)
     if not solutions_dir.is_dir():
-        raise FileNotFoundError(f"no solutions folder at {solutions_dir}; pass solutions_dir= the folder of source notebooks.")
+        raise FileNotFoundError(
+            f"no solutions folder at {solutions_dir}; pass solutions_dir= the folder of source notebooks."
+        )
     written = []
     for solution in _solution_paths(solutions_dir):
         target = exercises_dir / solution.name
@@ -186,7 +188,9 @@ def stale_exercises(solutions_dir: str | Path = "solutions", exercises_dir: str 
     names = {p.name for p in solutions}
     for orphan in sorted(exercises_dir.glob("*.ipynb")) if exercises_dir.is_dir() else []:
         if orphan.name not in names:
-            problems.append(f"{orphan} has no solution {solutions_dir / orphan.name}; add the solution or delete the exercise.")
+            problems.append(
+                f"{orphan} has no solution {solutions_dir / orphan.name}; add the solution or delete the exercise."
+            )
     return problems
 
 

@@ -11,6 +11,7 @@ breaks (invalid JSON, syntax error, infinite loop, dead kernel) costs only that 
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import json
@@ -21,6 +22,7 @@ import shutil
 import sys
 import sysconfig
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from nbgrader.converters import Autograde, GenerateAssignment
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute
 from nbgrader.utils import capture_log
+from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
 COURSE_ID = "gancourse"
@@ -127,7 +130,9 @@ def find_submissions(submissions_dir: str | Path, notebook: str) -> list[Submiss
     """
     submissions_dir = Path(submissions_dir)
     if not submissions_dir.is_dir():
-        raise GradingError(f"submissions folder {submissions_dir} does not exist; pass the folder that holds one entry per student.")
+        raise GradingError(
+            f"submissions folder {submissions_dir} does not exist; pass the folder that holds one entry per student."
+        )
     found: dict[str, Submission] = {}
     for entry in sorted(submissions_dir.iterdir()):
         if entry.name.startswith((".", "__")):
@@ -189,6 +194,9 @@ def nbgrader_config(root: Path, timeout: int) -> Config:
     # infinite loop costs the tests that depend on it and grading moves on to the next cell.
     c.Execute.timeout = timeout
     c.Execute.interrupt_on_timeout = True
+    # nbgrader raises on a late IOPub message, which fails the whole notebook; nbclient's 4 s
+    # default is too short on a loaded machine, so late output gets the cell's own budget.
+    c.Execute.iopub_timeout = timeout
     c.Execute.startup_timeout = max(60, timeout)
     steps = list(Autograde.class_traits()["autograde_preprocessors"].default())
     c.Autograde.autograde_preprocessors = [CurrentPythonExecute if s is Execute else s for s in steps]
@@ -210,16 +218,20 @@ def _run(converter) -> dict:
     return capture_log(converter)
 
 
+_EXCEPTION_LINE = re.compile(r"^\s*((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Interrupt)\b(?::.*)?)$")
+
+
 def _failure_reason(result: dict) -> str:
-    """Pull the most telling exception line out of a failed nbgrader run."""
+    """The last exception line of a failed nbgrader run, skipping nbgrader's own summary."""
     text = "\n".join(result.get(k) or "" for k in ("log", "error"))
-    lines = [ln.strip() for ln in text.splitlines()]
-    wanted = ("DeadKernelError", "CellTimeoutError", "RuntimeError", "NotJSONError", "ValidationError", "Error:")
-    for line in lines:
-        if line.startswith(wanted[:-1]) or (":" in line and line.split(":")[0].endswith(wanted[:-1])):
-            return line[:300]
-    hits = [ln for ln in lines if "Error" in ln and not ln.startswith(("[", "File", "Traceback"))]
-    return (hits[0] if hits else "nbgrader could not autograde this notebook")[:300]
+    found = [
+        m.group(1).strip()
+        for line in text.splitlines()
+        if (m := _EXCEPTION_LINE.match(line)) and "NbGraderException" not in line
+    ]
+    if found:
+        return found[-1][:300]
+    return "nbgrader stopped without an exception message; rerun with workdir= and read its log"
 
 
 def _timeouts(autograded: Path) -> list[str]:
@@ -236,21 +248,29 @@ def _timeouts(autograded: Path) -> list[str]:
     return names
 
 
-def _check_readable(path: Path) -> str:
-    """Empty string when `path` is a notebook nbgrader can open, else why not."""
+def _read_submission(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
+    """The submitted notebook, or None and the reason nbgrader could not use it."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
-        return "submission is not a text file, not a notebook"
+        return None, "submission is not a text file, not a notebook"
     except json.JSONDecodeError as err:
-        return f"submission is not valid notebook JSON (line {err.lineno}: {err.msg})"
+        return None, f"submission is not valid notebook JSON (line {err.lineno}: {err.msg})"
     if not isinstance(raw, dict) or "cells" not in raw:
-        return "submission is JSON but not a Jupyter notebook"
+        return None, "submission is JSON but not a Jupyter notebook"
     try:
-        nbformat.reads(json.dumps(raw), as_version=4)
+        return nbformat.reads(json.dumps(raw), as_version=4), ""
     except Exception as err:  # a notebook nbformat cannot even convert
-        return f"submission is not a usable notebook ({type(err).__name__}: {err})"
-    return ""
+        return None, f"submission is not a usable notebook ({type(err).__name__}: {err})"
+
+
+def _missing_tasks(nb: nbformat.NotebookNode, tasks: list[Task]) -> str:
+    """Say which autograded cells the student deleted; nbgrader scores those 0 without a word."""
+    present = {cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in nb.cells}
+    missing = [t.grade_id for t in tasks if t.grade_id not in present]
+    if missing and len(missing) == len(tasks):
+        return "no graded cells found; was it made from the exercise notebook?"
+    return f"graded cells deleted, scored 0: {', '.join(missing)}" if missing else ""
 
 
 def _scores(db_url: str, lesson_id: str, notebook: str, student_id: str) -> dict[str, float | None]:
@@ -318,7 +338,9 @@ def grade(
             raise GradingError(f"workdir {root} is not empty; pass a new folder so an old gradebook is not mixed in.")
         root.mkdir(parents=True, exist_ok=True)
     try:
-        with _scripts_on_path():
+        with _scripts_on_path(), warnings.catch_warnings():
+            # nbgrader 0.9 trips SQLAlchemy 2's autoflush warnings; they do not affect the grades.
+            warnings.filterwarnings("ignore", category=SAWarning, module="nbgrader")
             rows = _grade_in(root, solution, lesson_id, notebook, tasks, submissions, timeout)
     finally:
         if holder is not None:
@@ -350,6 +372,8 @@ def _grader_log() -> logging.Logger:
     log = logging.getLogger("gancourse.grading.nbgrader")
     log.setLevel(logging.INFO)
     log.propagate = False  # nbgrader is chatty; its log is captured per run instead
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
     return log
 
 
@@ -369,49 +393,53 @@ def _grade_in(root: Path, solution: Path, lesson_id: str, notebook: str, tasks: 
     if not result["success"]:
         raise GradingError(
             f"nbgrader could not generate the assignment from {solution}: {_failure_reason(result)}. "
-            "Check the solution's nbgrader metadata (python -m gancourse.exercises --check shows it)."
+            "If this names nbgrader metadata or a BEGIN/END marker, `python -m gancourse.exercises "
+            "--check` shows the same problem with the notebook's name."
         )
 
     ids = _safe_ids([s.student for s in submissions])
     with Gradebook(config.CourseDirectory.db_url, COURSE_ID) as gb:
         for sub in submissions:
             gb.update_or_create_student(ids[sub.student], first_name=sub.student)
-    rows = []
-    for sub in submissions:
-        student_id = ids[sub.student]
-        note = sub.note
-        if sub.path is not None and not (problem := _check_readable(sub.path)):
-            target = root / "submitted" / student_id / lesson_id / f"{notebook}.ipynb"
-            target.parent.mkdir(parents=True)
-            shutil.copyfile(sub.path, target)
-            coursedir = CourseDirectory(config=config, log=log)
-            coursedir.assignment_id = lesson_id
-            coursedir.student_id = student_id
-            result = _run(Autograde(coursedir=coursedir, config=config, log=log, force=True))
-            if not result["success"]:
-                note = _join(note, f"autograder failed, unrecorded tasks get 0: {_failure_reason(result)}")
-            late = _timeouts(root / "autograded" / student_id / lesson_id / f"{notebook}.ipynb")
-            if late:
-                note = _join(note, f"timed out after {timeout}s in {', '.join(late)}")
-            scores = _scores(config.CourseDirectory.db_url, lesson_id, notebook, student_id)
-        else:
-            if sub.path is not None:
-                note = _join(note, problem)
-            scores = {}
-        row: dict = {"student": sub.student}
-        for task in tasks:
-            row[task.grade_id] = float(scores.get(task.grade_id) or 0.0)
-        row["total"] = sum(row[t.grade_id] for t in tasks)
-        row["max"] = sum(t.points for t in tasks)
-        row["note"] = note
-        rows.append(row)
-    return rows
+    return [
+        _grade_student(root, config, log, lesson_id, notebook, tasks, sub, ids[sub.student]) for sub in submissions
+    ]
 
 
-def _main(argv: list[str] | None = None) -> int:
+def _grade_student(root: Path, config: Config, log: logging.Logger, lesson_id: str, notebook: str,
+                   tasks: list[Task], sub: Submission, student_id: str) -> dict:
+    """Autograde one submission in the prepared course and turn the gradebook entries into a row."""
+    timeout = config.Execute.timeout
+    note, scores = sub.note, {}
+    submitted, problem = _read_submission(sub.path) if sub.path is not None else (None, "")
+    if submitted is None:
+        note = _join(note, problem)
+    else:
+        note = _join(note, _missing_tasks(submitted, tasks))
+        target = root / "submitted" / student_id / lesson_id / f"{notebook}.ipynb"
+        target.parent.mkdir(parents=True)
+        shutil.copyfile(sub.path, target)
+        coursedir = CourseDirectory(config=config, log=log)
+        coursedir.assignment_id = lesson_id
+        coursedir.student_id = student_id
+        result = _run(Autograde(coursedir=coursedir, config=config, log=log, force=True))
+        if not result["success"]:
+            note = _join(note, f"autograding stopped ({_failure_reason(result)}); tasks it did not record score 0")
+        late = _timeouts(root / "autograded" / student_id / lesson_id / f"{notebook}.ipynb")
+        if late:
+            note = _join(note, f"timed out after {timeout}s in {', '.join(late)}")
+        scores = _scores(config.CourseDirectory.db_url, lesson_id, notebook, student_id)
+    row: dict = {"student": sub.student}
+    for task in tasks:
+        row[task.grade_id] = float(scores.get(task.grade_id) or 0.0)
+    row["total"] = sum(row[t.grade_id] for t in tasks)
+    row["max"] = sum(t.points for t in tasks)
+    row["note"] = note
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
     """Command line for instructors: python -m gancourse.grading LESSON SUBMISSIONS --out grades.csv."""
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m gancourse.grading", description=__doc__.splitlines()[0])
     parser.add_argument("lesson", help='lesson to grade: "03_dcgan", "03" or a path to a solution notebook')
     parser.add_argument("submissions", help="folder of submissions: <student>/<lesson>.ipynb or <student>.ipynb")
@@ -433,4 +461,4 @@ def _main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_main())
+    sys.exit(main())

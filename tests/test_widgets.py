@@ -265,7 +265,8 @@ def test_plot_curves_labels_and_panels():
 
 
 def test_plot_curves_critic_scores_and_empty_history():
-    records = [{"step": s, "loss_D": -s / 10, "loss_G": s / 10, "D_real": 3.0, "D_fake": -2.0} for s in range(1, 9)]
+    records = [{"step": s, "loss_D": -s / 10, "loss_G": s / 10, "D_real": 3.0, "D_fake": -2.0}
+               for s in range(1, 9)]
     fig, axes = plt.subplots(1, 2)
     assert plot_curves(records, ax=axes) is fig
     assert axes[1].get_ylabel() == "mean critic score"  # a WGAN critic is no probability

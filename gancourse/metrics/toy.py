@@ -41,3 +41,25 @@ def mode_coverage(samples: torch.Tensor, centers: torch.Tensor, sigma: float, *,
     counts = torch.bincount(nearest[good], minlength=len(centers))
     covered = int((counts >= min_share * len(samples)).sum())
     return ModeCoverage(covered, len(centers), int(good.sum()) / len(samples), counts.tolist(), len(samples))
+
+
+class CoverageTracker:
+    """Trainer callback: scores G's samples on a mixture every `every` steps, to watch collapse happen."""
+
+    def __init__(self, data, every: int = 250, n: int = 2500):
+        self.data, self.every, self.n = data, every, n
+        self.steps: list[int] = []
+        self.scores: list[ModeCoverage] = []
+
+    def on_step_end(self, trainer, step: int, metrics: dict) -> None:
+        if step % self.every == 0:
+            self.steps.append(step)
+            self.scores.append(mode_coverage(trainer.sample(self.n), self.data.centers, self.data.sigma))
+
+    @property
+    def modes(self) -> list[int]:
+        return [s.modes_covered for s in self.scores]
+
+    @property
+    def high_quality(self) -> list[float]:
+        return [s.high_quality for s in self.scores]

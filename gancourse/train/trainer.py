@@ -117,7 +117,9 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.checkpoint_every = checkpoint_every
         self.callbacks = list(callbacks)
-        self.progress = (not smoke_mode()) if progress is None else progress
+        if progress is None:  # a live dashboard already shows progress; CI logs want no bar
+            progress = not smoke_mode() and not any(getattr(cb, "shows_progress", False) for cb in callbacks)
+        self.progress = progress
         self.verbose = verbose
         self.history = History()
         self.step = 0

@@ -51,6 +51,7 @@ class Dashboard:
                 f"max_overhead={max_overhead!r} is the share of time spent drawing; use 0 < it <= 1."
             )
         self.interactive = (not smoke_mode()) if interactive is None else bool(interactive)
+        self.shows_progress = self.interactive  # the Trainer then skips its own tqdm bar
         self.every = int(every)
         self.lesson = lesson
         self.n_samples = int(n_samples)

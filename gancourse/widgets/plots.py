@@ -252,11 +252,13 @@ def draw_points(
 ) -> None:
     """Scatter generated points over the real data, with the mixture's mode centres marked."""
     if real is not None and len(real):
-        ax.scatter(real[:, 0], real[:, 1], s=5, color="0.65", alpha=0.45, linewidths=0, label="real data")
-    ax.scatter(fake[:, 0], fake[:, 1], s=7, color="tab:orange", alpha=0.7, linewidths=0, label="generated")
-    if centers is not None:
-        ax.scatter(centers[:, 0], centers[:, 1], marker="x", s=45, color="black", linewidths=1.4,
-                   label="mode centres")
+        ax.scatter(real[:, 0], real[:, 1], s=5, color="0.6", alpha=0.45, linewidths=0, label="real data",
+                   zorder=2)
+    ax.scatter(fake[:, 0], fake[:, 1], s=7, color="tab:orange", alpha=0.7, linewidths=0, label="generated",
+               zorder=3)
+    if centers is not None:  # under the data: tight modes must not vanish behind their markers
+        ax.scatter(centers[:, 0], centers[:, 1], marker="x", s=60, color="black", linewidths=1.2,
+                   label="mode centres", zorder=1)
     xlim, ylim = _limits(real if real is not None else centers, fake)
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)

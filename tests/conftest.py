@@ -1,0 +1,31 @@
+"""Shared fixtures: the repository root, and smoke mode for every test that runs a notebook."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The checkout under test (the folder holding pyproject.toml and notebooks/)."""
+    return REPO_ROOT
+
+
+@pytest.fixture
+def smoke_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """GANCOURSE_SMOKE=1 and GANCOURSE_RUN_DIR=<tmp>/run, inherited by any kernel started in the test."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    monkeypatch.setenv("GANCOURSE_SMOKE", "1")
+    monkeypatch.setenv("GANCOURSE_RUN_DIR", str(run_dir))
+    return run_dir
+
+
+@pytest.fixture(autouse=True)
+def _smoke_for_notebook_tests(request: pytest.FixtureRequest) -> None:
+    """Tests marked `notebook` always run in smoke mode: tiny budgets, figures kept out of runs/."""
+    if request.node.get_closest_marker("notebook") is not None:
+        request.getfixturevalue("smoke_env")
