@@ -42,7 +42,8 @@ def cmd_exercises(args: argparse.Namespace) -> int:
         for problem in problems:
             print(problem)
         if not problems:
-            print(f"exercises/ is up to date with solutions/ ({len(list(solutions.glob('*.ipynb')))} notebooks)")
+            count = len(list(solutions.glob("*.ipynb")))
+            print(f"exercises/ is up to date with solutions/ ({count} notebook{'' if count == 1 else 's'})")
         return FAILED if problems else OK
     for path in build_exercises(solutions, exercises):
         print(path.relative_to(root) if path.is_relative_to(root) else path)

@@ -156,7 +156,7 @@ def _readme_commands(text: str) -> list[str]:
             fence = None
             continue
         if fence is not None and shell and stripped and not stripped.startswith("#"):
-            commands.append(re.sub(r"^[$>]\s*", "", stripped))
+            commands.append(re.sub(r"\s+#.*$", "", re.sub(r"^[$>]\s*", "", stripped)))
     return commands
 
 
@@ -170,7 +170,7 @@ def test_readme_starts_with_make_course_then_make_test():
 
 
 def test_readme_command_parser():
-    text = "# T\n```python\nimport x\n```\n```bash\n# set up\n$ make course\n```\n~~~\nmake test\n~~~\n"
+    text = "# T\n```python\nimport x\n```\n```bash\n# set up\n$ make course   # all lessons\n```\n~~~\nmake test\n~~~\n"
     assert _readme_commands(text) == ["make course", "make test"]
 
 
