@@ -25,7 +25,7 @@ from nbgrader.preprocessors import (
     LockCells,
 )
 
-REBUILD_HINT = "python -m gancourse.exercises"
+REBUILD_HINT = "make exercises"
 
 # Execution records that are not outputs but would still leak run times into a committed notebook.
 _RUN_METADATA = {"collapsed", "scrolled", "execution", "ExecuteTime", "papermill"}
@@ -96,7 +96,11 @@ def build_exercise(solution_path: str | Path) -> NotebookNode:
     """Return the student version of one solution notebook: solutions stubbed, hidden tests gone."""
     source = read_source_notebook(solution_path)
     try:
-        return exercise_from_notebook(source)
+        nb = exercise_from_notebook(source)
+        for cell in nb.cells:  # the "Open in Colab" badge must open the exercise, not the answers
+            if cell.cell_type == "markdown":
+                cell.source = cell.source.replace("/solutions/", "/exercises/")
+        return nb
     except ExerciseBuildError:
         raise
     except Exception as err:  # nbgrader raises RuntimeError/ValidationError with a terse message
@@ -196,7 +200,7 @@ def stale_exercises(solutions_dir: str | Path = "solutions", exercises_dir: str 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: rebuild exercises/, or with --check only report stale ones (exit status 1)."""
-    parser = argparse.ArgumentParser(prog=REBUILD_HINT, description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m gancourse.exercises", description=__doc__.splitlines()[0])
     parser.add_argument("--solutions", default="solutions", help="folder of nbgrader source notebooks")
     parser.add_argument("--exercises", default="exercises", help="folder the student notebooks go to")
     parser.add_argument("--check", action="store_true", help="report stale exercises instead of rebuilding")
