@@ -206,7 +206,7 @@ def test_interactive_updates_the_same_widgets_in_place(run_folder, displayed, ca
     assert (dash.box, dash.samples, dash.curves, dash.status) == (box, samples, curves, status)
     assert "step 160 / 200" in status.value and "finished" in status.value and "loss_D" in status.value
     assert capsys.readouterr().out == ""  # interactive mode prints nothing
-    assert not (run_folder / "figures").exists()
+    assert sorted(p.name for p in (run_folder / "figures").iterdir()) == ["curves.png", "samples.png"]
 
 
 def test_refreshes_stay_within_the_overhead_budget(displayed, monkeypatch):

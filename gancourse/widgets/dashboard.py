@@ -106,11 +106,11 @@ class Dashboard:
     def on_fit_end(self, trainer: Any) -> None:
         self._t_end = time.perf_counter()
         step = int(getattr(trainer, "step", self._last_render or 0) or 0)
+        self.paths = self.save(trainer)  # both modes: the final figures are kept beside the run
         if self.interactive:
             if self.box is not None:
                 self._refresh(trainer, step, done=True)
             return
-        self.paths = self.save(trainer)
         print(self.summary(trainer))
 
     # -- rendering ------------------------------------------------------------------------------
