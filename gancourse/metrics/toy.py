@@ -52,7 +52,8 @@ class CoverageTracker:
         self.scores: list[ModeCoverage] = []
 
     def on_step_end(self, trainer, step: int, metrics: dict) -> None:
-        if step % self.every == 0:
+        # the Trainer calls back every log_every steps: score at the first call past each multiple
+        if not self.steps or step // self.every > self.steps[-1] // self.every:
             self.steps.append(step)
             self.scores.append(mode_coverage(trainer.sample(self.n), self.data.centers, self.data.sigma))
 
