@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("lesson", help='the lesson: "1", "01_gan_game" or a solution notebook path')
     gr.add_argument("submissions", help="folder with <student>/<lesson>.ipynb or <student>.ipynb")
     gr.add_argument("--out", default="grades.csv", help="CSV to write (default grades.csv)")
-    gr.add_argument("--timeout", type=int, default=60, help="seconds any one cell may run (default 60)")
+    gr.add_argument("--timeout", type=int, default=300,
+                    help="seconds any one cell may run (default 300: full-budget training cells take minutes on a CPU)")
     gr.add_argument("--workdir", default=None, help="keep nbgrader's course folder here (must be empty)")
     gr.set_defaults(func=cmd_grade)
 

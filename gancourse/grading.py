@@ -306,7 +306,7 @@ def grade(
     out_csv: str | Path,
     *,
     solutions_dir: str | Path = "solutions",
-    timeout: int = 60,
+    timeout: int = 300,
     workdir: str | Path | None = None,
 ) -> list[dict]:
     """Autograde every student's notebook for `lesson`, write `out_csv` and return its rows.
