@@ -1,4 +1,10 @@
-"""Sample-quality measures: mode coverage for toy mixtures (FID, KID, precision/recall come with lesson 02)."""
+"""Sample-quality measures: mode coverage for toy mixtures; FID, KID, precision/recall and class accuracy
+on the features of a small classifier trained on the lesson's data (offline, no Inception download)."""
+from gancourse.metrics.classifier import FeatureClassifier, TrainConfig, feature_classifier
+from gancourse.metrics.quality import (FIDEvaluator, class_accuracy, fid, fid_from_features, kid, kid_from_features,
+                                       per_class_accuracy, precision_recall, quality_report)
 from gancourse.metrics.toy import CoverageTracker, ModeCoverage, mode_coverage
 
-__all__ = ["CoverageTracker", "ModeCoverage", "mode_coverage"]
+__all__ = ["CoverageTracker", "FIDEvaluator", "FeatureClassifier", "ModeCoverage", "TrainConfig", "class_accuracy",
+           "feature_classifier", "fid", "fid_from_features", "kid", "kid_from_features", "mode_coverage",
+           "per_class_accuracy", "precision_recall", "quality_report"]

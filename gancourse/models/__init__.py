@@ -1,4 +1,11 @@
-"""Model families, one file each: mlp (lesson 01), and later dcgan, cgan, wgan, cyclegan, progan, stylegan."""
+"""Model families, one file each: mlp (lesson 01), dcgan (02), cgan (03), and later wgan, cyclegan, progan, stylegan."""
+from gancourse.models.cgan import (ConditionalDCGANDiscriminator, ConditionalDCGANGenerator, ConditionalGAN,
+                                   check_labels)
+from gancourse.models.dcgan import (DCGANDiscriminator, DCGANGenerator, conv_output_size, dcgan_init_,
+                                    transposed_conv_output_size)
 from gancourse.models.mlp import MLPDiscriminator, MLPGenerator
 
-__all__ = ["MLPDiscriminator", "MLPGenerator"]
+__all__ = ["MLPDiscriminator", "MLPGenerator",
+           "DCGANGenerator", "DCGANDiscriminator", "dcgan_init_", "transposed_conv_output_size",
+           "conv_output_size",
+           "ConditionalDCGANGenerator", "ConditionalDCGANDiscriminator", "ConditionalGAN", "check_labels"]
