@@ -10,9 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancourse import losses
 from gancourse.models.dcgan import DCGANDiscriminator, DCGANGenerator
-from gancourse.train.gan import GAN, LossFn
+from gancourse.train.gan import ClassicGAN
 
 DISCRIMINATOR_MODES = ("concat", "projection")
 
@@ -109,30 +108,20 @@ class ConditionalDCGANDiscriminator(nn.Module):
         return self.body.logit(h).flatten() + (self.embed(y) * h.flatten(1)).sum(dim=1)
 
 
-class ConditionalGAN(GAN):
+class ConditionalGAN(ClassicGAN):
     """The GAN algorithm with labels: D judges (image, label) pairs, G must make images of the asked class.
 
     Real pairs come from the data; fake pairs use labels drawn uniformly over the classes. Same
     options, losses and metrics as `ClassicGAN`.
     """
 
-    def __init__(self, G: nn.Module, D: nn.Module, *, lr: float = 2e-4, lr_d: float | None = None,
-                 betas=(0.5, 0.999), d_steps: int = 1, g_loss: str | LossFn = "nonsaturating",
-                 d_loss: LossFn = losses.discriminator_loss):
-        super().__init__()
-        if d_steps < 1:
-            raise ValueError(f"d_steps must be at least 1, got {d_steps}")
+    def __init__(self, G: nn.Module, D: nn.Module, **options):
         g_classes, d_classes = getattr(G, "num_classes", None), getattr(D, "num_classes", None)
         if g_classes is None or g_classes != d_classes:
             raise ValueError(f"G and D must be conditional networks built for the same num_classes; "
                              f"got G: {g_classes}, D: {d_classes}")
+        super().__init__(G, D, **options)
         self.num_classes = g_classes
-        self.nets = {"G": G, "D": D}
-        self.opts = {"G": torch.optim.Adam(G.parameters(), lr=lr, betas=betas),
-                     "D": torch.optim.Adam(D.parameters(), lr=lr if lr_d is None else lr_d, betas=betas)}
-        self.d_steps = d_steps
-        self.d_loss = d_loss
-        self.g_loss = losses.generator_loss(g_loss) if isinstance(g_loss, str) else g_loss
 
     def sample_labels(self, n: int) -> torch.Tensor:
         """n class indices drawn uniformly (global RNG, so seeded runs repeat)."""
