@@ -12,6 +12,7 @@ help:
 	@echo "make lab        JupyterLab on the course"
 	@echo "make exercises  regenerate exercises/ from solutions/"
 	@echo "make grade LESSON=01_gan_game SUBMISSIONS=path/to/class [OUT=grades.csv]"
+	@echo "make bench      DCGAN training throughput: library vs tutorial loop vs pure compute (benchmarks/)"
 
 # The virtual environment is created when missing and re-installed when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -35,6 +36,9 @@ exercises: $(STAMP)
 OUT ?= grades.csv
 grade: $(STAMP)
 	$(PY) -m gancourse grade $(LESSON) $(SUBMISSIONS) --out $(OUT)
+
+bench: $(STAMP)
+	$(PY) benchmarks/throughput.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -134,3 +134,29 @@ def test_resume_with_another_kind_of_gan_is_refused(ring, tmp_path):
     with pytest.raises(ValueError, match="same kind of GAN"):
         run(ring, 20, ckpt=tmp_path, resume=True, gan=ExplodingGAN(
             MLPGenerator(z_dim=4, out_shape=(2,), hidden=32), MLPDiscriminator((2,), hidden=32)))
+
+
+def test_generator_step_leaves_d_without_gradients_and_frozen_layers_frozen(ring):
+    gan = make_gan()
+    gan.nets["D"].net[1].weight.requires_grad_(False)  # a layer the user froze on purpose
+    run(ring, 3, gan=gan)
+    assert all(p.grad is None or p.grad.abs().sum() > 0 for p in gan.nets["G"].parameters())
+    assert not gan.nets["D"].net[1].weight.requires_grad
+    assert all(p.requires_grad for name, p in gan.nets["D"].named_parameters() if name != "net.1.weight")
+
+
+def test_channels_last_on_cpu_for_images_and_caller_data_untouched():
+    from gancourse.models.dcgan import DCGANDiscriminator, DCGANGenerator
+
+    data = load("digits", size=16)
+    torch.manual_seed(0)
+    gan = ClassicGAN(DCGANGenerator(z_dim=8, image_size=16, channels=1, width=8),
+                     DCGANDiscriminator(image_size=16, channels=1, width=8))
+    t = Trainer(gan, data, steps=2, batch_size=8, progress=False, verbose=False)
+    assert t.channels_last
+    weights = [m.weight for m in gan.nets["D"].modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in weights if w.shape[-1] > 1)
+    t.fit()
+    assert t.step == 2 and data.x.is_contiguous()  # the caller's tensor keeps its layout
+    off = Trainer(gan, data, steps=1, batch_size=8, progress=False, verbose=False, channels_last=False)
+    assert not off.channels_last

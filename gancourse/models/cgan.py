@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancourse.models.dcgan import DCGANDiscriminator, DCGANGenerator
-from gancourse.train.gan import ClassicGAN
+from gancourse.train.gan import ClassicGAN, frozen
 
 DISCRIMINATOR_MODES = ("concat", "projection")
 
@@ -143,7 +143,7 @@ class ConditionalGAN(ClassicGAN):
             ctx.optimize(loss_d, self.opts["D"])
 
         z, y = self.sample_z(ctx.batch_size), self.sample_labels(ctx.batch_size)
-        with ctx.autocast():
+        with frozen(D), ctx.autocast():  # the graph runs through D to G, but D's weights need no grads
             loss_g = self.g_loss(D(G(z, y), y))
         ctx.optimize(loss_g, self.opts["G"])
         return {"loss_D": loss_d, "loss_G": loss_g,

@@ -7,6 +7,7 @@ regulariser when `ctx.step % every == 0`.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable
 
 import torch
@@ -97,6 +98,19 @@ class GAN:
 LossFn = Callable[..., torch.Tensor]
 
 
+@contextmanager
+def frozen(net: nn.Module):
+    """Switch off gradients for `net`'s trainable weights for a while (a user's frozen layers stay frozen)."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield net
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 class ClassicGAN(GAN):
     """The original GAN algorithm (Goodfellow et al. 2014, Algorithm 1) with a choice of G loss.
 
@@ -129,7 +143,7 @@ class ClassicGAN(GAN):
             ctx.optimize(loss_d, self.opts["D"])
 
         z = self.sample_z(ctx.batch_size)
-        with ctx.autocast():
+        with frozen(D), ctx.autocast():  # the graph runs through D to G, but D's weights need no grads
             loss_g = self.g_loss(D(G(z)))
         ctx.optimize(loss_g, self.opts["G"])
         return {"loss_D": loss_d, "loss_G": loss_g,

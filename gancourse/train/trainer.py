@@ -1,6 +1,7 @@
 """The one training loop every lesson uses."""
 from __future__ import annotations
 
+import copy
 import math
 import signal
 import threading
@@ -94,13 +95,16 @@ class Trainer:
         on interrupt; None turns checkpoints off.
     ema: decay of an exponential moving average of G (e.g. 0.999); `trainer.sample` then uses it.
     seed: reseed every generator at the start of a fresh run (None leaves the RNG as it is).
+    channels_last: keep conv weights and image batches NHWC. None (default) turns it on for image
+        data on the CPU, where oneDNN's convolutions measured faster that way (benchmarks/README.md);
+        on CUDA it is opt-in.
     """
 
     def __init__(self, gan: GAN, data, *, steps: int | None = None, seconds: float | None = None,
                  batch_size: int = 64, device=None, seed: int | None = None, amp: bool | None = None,
                  ema: float | None = None, callbacks=(), log_every: int = 10,
                  checkpoint_dir: str | Path | None = None, checkpoint_every: int = 500,
-                 progress: bool | None = None, channels_last: bool = False, verbose: bool = True):
+                 progress: bool | None = None, channels_last: bool | None = None, verbose: bool = True):
         if steps is None and seconds is None:
             raise ValueError("give the Trainer a budget: steps=<int>, seconds=<float>, or both")
         if steps is not None and (not isinstance(steps, int) or steps < 1):
@@ -134,10 +138,15 @@ class Trainer:
             else:
                 self.amp_dtype = torch.float16
                 self.scaler = torch.amp.GradScaler("cuda")
-        self.channels_last = channels_last and self.device.type == "cuda"
+        images = _is_image_data(data)
+        if channels_last is None:
+            channels_last = images and self.device.type == "cpu"
+        self.channels_last = bool(channels_last) and self.device.type in ("cpu", "cuda")
 
         self.gan.to(self.device, memory_format=torch.channels_last if self.channels_last else None)
         self.data = data.to(self.device) if hasattr(data, "to") else data
+        if self.channels_last and images:  # once here, so no batch changes layout inside a step
+            self.data = _channels_last_copy(self.data)
         self.ema_decay = ema
         self.ema = None
         self._ema_source = None
@@ -308,6 +317,20 @@ class Trainer:
 
         signal.signal(signal.SIGINT, handler)
         return lambda: signal.signal(signal.SIGINT, previous)
+
+
+def _is_image_data(data) -> bool:
+    x = getattr(data, "x", None)
+    return torch.is_tensor(x) and x.dim() == 4
+
+
+def _channels_last_copy(data):
+    """A shallow copy of `data` whose image tensor `x` is stored NHWC (the caller's object is untouched)."""
+    if data.x.is_contiguous(memory_format=torch.channels_last):
+        return data
+    data = copy.copy(data)
+    data.x = data.x.contiguous(memory_format=torch.channels_last)
+    return data
 
 
 def _call(callback, method: str, *args) -> None:
