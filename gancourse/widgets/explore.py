@@ -423,7 +423,28 @@ def _add_class(widget: Any, name: str) -> Any:
 # the latent explorer (lesson 02)
 
 
-class LatentExplorer:
+class _SyncedView:
+    """Shared redraw logic: move the controls to match the state, then re-render the one image."""
+
+    image = None
+    _syncing = False
+
+    def _sync_controls(self) -> None:
+        raise NotImplementedError
+
+    def refresh(self) -> None:
+        """Redraw from the state (after changing it in code, or training G further)."""
+        if self.image is None:
+            return
+        self._syncing = True  # moving the controls to match the state must not redraw twice
+        try:
+            self._sync_controls()
+        finally:
+            self._syncing = False
+        self.image.value = self.render()
+
+
+class LatentExplorer(_SyncedView):
     """Walk between two latent codes: [G(z_a) | G(z(t)) | G(z_b)] above a strip of `steps` frames.
 
     interactive=True builds a t slider, "new z A" / "new z B" buttons and a linear/spherical toggle;
@@ -533,17 +554,9 @@ class LatentExplorer:
         self.state.resample(which)
         self.refresh()
 
-    def refresh(self) -> None:
-        """Redraw from the state (after changing it in code, or training G further)."""
-        if self.image is None:
-            return
-        self._syncing = True  # moving the controls to match the state must not redraw twice
-        try:
-            self.slider.value = self.state.t
-            self.mode_toggle.value = self.state.mode
-        finally:
-            self._syncing = False
-        self.image.value = self.render()
+    def _sync_controls(self) -> None:
+        self.slider.value = self.state.t
+        self.mode_toggle.value = self.state.mode
 
     def show(self) -> Path | None:
         """Display the widget (interactive) or write the PNG and return its path (headless)."""
@@ -559,7 +572,7 @@ class LatentExplorer:
 # the class picker (lesson 03)
 
 
-class ClassPicker:
+class ClassPicker(_SyncedView):
     """Pick a class of a conditional generator G(z, y), resample its z batch, and sweep z with y fixed.
 
     Takes a ConditionalGAN (its generator, or `generator_net`, e.g. trainer.ema.module) or a
@@ -676,17 +689,9 @@ class ClassPicker:
         action()
         self.refresh()
 
-    def refresh(self) -> None:
-        """Redraw from the state (after changing it in code, or training G further)."""
-        if self.image is None:
-            return
-        self._syncing = True  # moving the controls to match the state must not redraw twice
-        try:
-            self.buttons.value = self.state.selected
-            self.slider.value = self.state.offset
-        finally:
-            self._syncing = False
-        self.image.value = self.render()
+    def _sync_controls(self) -> None:
+        self.buttons.value = self.state.selected
+        self.slider.value = self.state.offset
 
     def show(self) -> dict[str, Path] | None:
         """Display the widget (interactive), or write the class grid and a sweep strip and return their paths."""
