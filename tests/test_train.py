@@ -1,4 +1,5 @@
 """The shared training loop: budgets, bit-for-bit resume, interrupts, the non-finite guard, EMA."""
+import copy
 import os
 import signal
 
@@ -160,3 +161,45 @@ def test_channels_last_on_cpu_for_images_and_caller_data_untouched():
     assert t.step == 2 and data.x.is_contiguous()  # the caller's tensor keeps its layout
     off = Trainer(gan, data, steps=1, batch_size=8, progress=False, verbose=False, channels_last=False)
     assert not off.channels_last
+
+
+def _dcgan_with_ema(steps, tmp_path=None, resume=False):
+    from gancourse.models import DCGANDiscriminator, DCGANGenerator
+    torch.manual_seed(0)
+    gan = ClassicGAN(DCGANGenerator(z_dim=8, image_size=16, width=8), DCGANDiscriminator(image_size=16, width=8))
+    trainer = Trainer(gan, load("digits", size=16), steps=steps, batch_size=32, seed=0, ema=0.9,
+                      checkpoint_dir=tmp_path, progress=False, verbose=False)
+    trainer.fit(resume=resume)
+    return trainer
+
+
+def test_ema_generator_samples_the_same_in_eval_mode(tmp_path):
+    """The EMA copy's BatchNorm statistics are its own after fit, so eval mode (fixed statistics, what
+    the explorers use) draws what train mode (statistics of a large batch) draws."""
+    from gancourse.train import standing_statistics
+
+    trainer = _dcgan_with_ema(60, tmp_path)
+    net = trainer.ema.module
+    measured = [b.clone() for b in net.buffers()]  # before train mode below updates them again
+    trainer.sample(64)  # looking at samples leaves the statistics as they are
+    assert all(torch.equal(a, b) for a, b in zip(measured, net.buffers()))
+    z = torch.randn(512, 8, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        batch_stats = net.train()(z)
+        fixed_stats = net.eval()(z)
+    net.train()
+    assert (batch_stats - fixed_stats).abs().mean() < 0.05
+    # without the re-measurement the copy would keep the statistics it was made with (step 0's)
+    stale = copy.deepcopy(net)
+    for m in stale.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+    with torch.no_grad():
+        off = (stale.eval()(z) - batch_stats).abs().mean()
+    assert off > 3 * (batch_stats - fixed_stats).abs().mean()
+    # the checkpoint holds the fresh statistics, and a loaded trainer re-measures them identically
+    loaded = Trainer(_dcgan_with_ema(1).gan, load("digits", size=16), steps=60, ema=0.9, verbose=False)
+    loaded.load(tmp_path / "checkpoint.pt")
+    for a, b in zip(loaded.ema.module.buffers(), measured):
+        assert torch.equal(a, b)
+    assert standing_statistics(trainer.gan, torch.nn.Linear(2, 2)) == 0  # nothing to do without BatchNorm

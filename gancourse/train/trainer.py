@@ -6,7 +6,7 @@ import math
 import signal
 import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,7 +94,13 @@ class Trainer:
     checkpoint_dir: where `checkpoint.pt` is written every `checkpoint_every` steps, at the end and
         on interrupt; None turns checkpoints off.
     ema: decay of an exponential moving average of G (e.g. 0.999); `trainer.sample` then uses it.
+        Only the weights are averaged. At the end of every `fit` (and after `load`) the EMA copy's
+        BatchNorm statistics are re-measured on its own activations ("standing statistics", see
+        `standing_statistics`), so it can also be run in eval mode.
     seed: reseed every generator at the start of a fresh run (None leaves the RNG as it is).
+    amp: mixed precision (autocast). None (default): on CUDA (bf16, or fp16 with loss scaling), and
+        bf16 for image data on a CPU with native bf16 instructions (AVX512-BF16 or AMX), where a DCGAN
+        step measured 1.7x faster (benchmarks/README.md); off elsewhere. False: always fp32.
     channels_last: keep conv weights and image batches NHWC. None (default) turns it on for image
         data on the CPU, where oneDNN's convolutions measured faster that way (benchmarks/README.md);
         on CUDA it is opt-in.
@@ -129,7 +135,9 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0  # training seconds over all fit() calls, resumes included
 
-        amp = (self.device.type == "cuda") if amp is None else amp
+        images = _is_image_data(data)
+        if amp is None:  # on where it measured faster: CUDA, and image data on a CPU with bf16 instructions
+            amp = self.device.type == "cuda" or (images and self.device.type == "cpu" and cpu_has_bf16())
         self.amp_dtype = None
         self.scaler = None
         if amp and self.device.type == "cuda":
@@ -138,7 +146,8 @@ class Trainer:
             else:
                 self.amp_dtype = torch.float16
                 self.scaler = torch.amp.GradScaler("cuda")
-        images = _is_image_data(data)
+        elif amp and self.device.type == "cpu":
+            self.amp_dtype = torch.bfloat16  # the CPU autocast type; fp16 has no fast CPU kernels
         if channels_last is None:
             channels_last = images and self.device.type == "cpu"
         self.channels_last = bool(channels_last) and self.device.type in ("cpu", "cuda")
@@ -185,12 +194,22 @@ class Trainer:
         """n generated samples on the CPU (from the EMA generator when there is one).
 
         With a seed, the same z is used every time, so successive calls show G's progress. The
-        global RNG is left untouched, so looking at samples never changes the training run.
+        global RNG and BatchNorm's stored statistics are left untouched, so looking at samples never
+        changes the training run. G runs as it trains (train mode: BatchNorm uses the batch's statistics).
         """
         rng = torch.Generator().manual_seed(seed) if seed is not None else None
         devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            return self.gan.generate(n, generator_net=self.ema.module if self.ema else None, rng=rng).float().cpu()
+        net = self.ema.module if self.ema else self.gan.generator
+        with torch.random.fork_rng(devices=devices), _statistics_kept(net):
+            return self.gan.generate(n, generator_net=net, rng=rng).float().cpu()
+
+    def refresh_ema_statistics(self, batches: int | None = None, size: int = 256) -> None:
+        """Re-measure the BatchNorm statistics of the EMA generator (no-op without EMA or BatchNorm)."""
+        if self.ema is None:
+            return
+        if batches is None:
+            batches = 2 if smoke_mode() else 20
+        standing_statistics(self.gan, self.ema.module, batches=batches, size=size)
 
     def save(self, path: str | Path | None = None) -> Path:
         """Write a checkpoint atomically (default: checkpoint_dir/checkpoint.pt)."""
@@ -217,6 +236,7 @@ class Trainer:
         if state["ema"] is not None:
             self._sync_ema(force=True)
             self.ema.load_state_dict(state["ema"])
+            self.refresh_ema_statistics()
         if self.scaler is not None and state["scaler"] is not None:
             self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
@@ -268,9 +288,11 @@ class Trainer:
         finally:
             restore()
             bar.close()
+        self.refresh_ema_statistics()
         path = None
         if self.checkpoint_dir is not None:
-            path = self.checkpoint_path if last_saved_step == self.step else self.save()
+            fresh = last_saved_step == self.step and self.ema is None  # else the EMA's statistics just changed
+            path = self.checkpoint_path if fresh else self.save()
         if self.history.interrupted:  # always said: the user asked for it and must know how to go on
             where = f"checkpoint saved to {path}" if path else "no checkpoint_dir, so it lives in this Trainer only"
             print(f"gancourse: interrupted at step {self.step}; {where}. Call fit(resume=True) to continue.")
@@ -299,8 +321,10 @@ class Trainer:
             return
         generator = self.gan.generator
         if force or self._ema_source is not generator:
+            # use_buffers=False: average the weights only. Averaging BatchNorm's running statistics
+            # too would give statistics of many past generators, none of which is the average one.
             self.ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay),
-                                     use_buffers=True)
+                                     use_buffers=False)
             self._ema_source = generator
 
     def _install_interrupt_handler(self):
@@ -317,6 +341,65 @@ class Trainer:
 
         signal.signal(signal.SIGINT, handler)
         return lambda: signal.signal(signal.SIGINT, previous)
+
+
+@torch.no_grad()
+def standing_statistics(gan: GAN, net: torch.nn.Module | None = None, batches: int = 20, size: int = 256,
+                        seed: int = 0) -> int:
+    """Re-measure the BatchNorm running statistics of `net` (default: the GAN's generator).
+
+    The statistics stored during training describe the activations of the weights at each step;
+    for an averaged (EMA) generator they describe none of them. BigGAN (Brock et al. 2018,
+    arXiv 1809.11096) re-estimates them before sampling, "standing statistics": reset every
+    BatchNorm layer, run the network in train mode on `batches` batches of fresh noise (and
+    labels, through `gan.generate`), and keep the plain average. The global RNG is untouched, so
+    calling this never changes a training run. Returns the number of BatchNorm layers updated.
+    """
+    net = gan.generator if net is None else net
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+             and m.track_running_stats]
+    if not norms:
+        return 0
+    momenta = [m.momentum for m in norms]
+    was_training = net.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # None: a cumulative average over the batches below
+    net.train()
+    rng = torch.Generator().manual_seed(seed)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            for _ in range(batches):
+                gan.generate(size, generator_net=net, rng=rng)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        net.train(was_training)
+    return len(norms)
+
+
+@contextmanager
+def _statistics_kept(net: torch.nn.Module):
+    """Run `net` in train mode without BatchNorm updating its running statistics (momentum 0)."""
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield net
+    finally:
+        for m, (momentum, count) in zip(norms, saved):
+            m.momentum = momentum
+            if count is not None:
+                m.num_batches_tracked.copy_(count)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 autocast is slower."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # private helpers renamed in a future torch: stay in fp32
+        return False
 
 
 def _is_image_data(data) -> bool:
