@@ -39,6 +39,7 @@ grade: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/throughput.py
+	$(PY) benchmarks/objectives.py
 
 clean:
 	rm -rf runs .pytest_cache
