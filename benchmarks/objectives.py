@@ -29,7 +29,7 @@ def main(argv=None) -> dict:
     p.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--objectives", nargs="+", default=list(ALL_OBJECTIVES))
-    p.add_argument("--ring-steps", type=int, default=2000, help="generator updates per ring8 run (lesson default)")
+    p.add_argument("--ring-steps", type=int, default=4000, help="generator updates per ring8 run (lesson default)")
     p.add_argument("--digits-steps", type=int, default=600, help="generator updates per digits run (lesson default)")
     p.add_argument("--digits", default="digits", help="image set for the FID half (default digits)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's default)")

@@ -36,7 +36,7 @@ ALL_OBJECTIVES = tuple(losses.OBJECTIVES)
 class ToySetup:
     """Networks and batch for a 2-D mixture."""
 
-    hidden: int = 128
+    hidden: int = 64
     z_dim: int = 2
     batch_size: int = 256
 

@@ -1,4 +1,4 @@
-"""What students see: lesson 01 and a latent explorer run in JupyterLab, in headless Chromium.
+"""What students see: lessons 01 and 02 run in JupyterLab, in headless Chromium.
 
 A widget can work in a test kernel and still show nothing in the page (mismatched widget versions, a
 missing front-end extension, an error in the browser's console). These tests start JupyterLab from
@@ -19,7 +19,7 @@ from browser import lab
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "runs" / "browser"
 LESSON = REPO / "notebooks" / "01_gan_game.ipynb"
-EXPLORER = REPO / "tests" / "browser" / "latent_explorer.ipynb"
+EXPLORER_LESSON = REPO / "notebooks" / "02_dcgan.ipynb"  # its LatentExplorer: a slider and buttons
 # The lesson in smoke mode, but with live widgets (smoke mode alone picks PNG files) and a ring8 run
 # long enough for the dashboard to redraw its samples several times while the test watches. The
 # dashboard spends at most a tenth of the wall time drawing, so the number of redraws depends on the
@@ -190,11 +190,11 @@ def test_lesson_01_runs_in_jupyterlab_with_a_live_dashboard(server, page):
           f"steps {[int(m.group(1)) for m in steps]}; ignored console lines: {page.console.allowed}")
 
 
-def test_latent_explorer_slider_and_button_change_the_picture(server, page):
-    rel = "runs/browser/latent_explorer.ipynb"
-    lab.copy_notebook(EXPLORER, REPO / rel)
+def test_lesson_02_latent_explorer_slider_and_button_change_the_picture(server, page):
+    rel = "runs/browser/02_dcgan.ipynb"
+    lab.copy_notebook(EXPLORER_LESSON, REPO / rel, {"INTERACTIVE": "True"})  # smoke budgets, live widgets
     lab.open_notebook(page, server, rel)
-    state = _run_and_wait(page, server, timeout_s=60)
+    state = _run_and_wait(page, server)
     _assert_no_cell_errors(page, state)
 
     explorer = page.locator(".gancourse-latent").first
@@ -230,7 +230,7 @@ def test_latent_explorer_slider_and_button_change_the_picture(server, page):
     _shoot(page, "02_explorer_new_b", explorer)
     _assert_no_cell_errors(page, lab.notebook_state(page))
     _assert_console_clean(page)
-    print(f"latent explorer: slider readout {readout_before} -> {readout_after}; "
+    print(f"lesson 02's latent explorer: slider readout {readout_before} -> {readout_after}; "
           f"ignored console lines: {page.console.allowed}")
 
 
