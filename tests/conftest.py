@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,3 +30,20 @@ def _smoke_for_notebook_tests(request: pytest.FixtureRequest) -> None:
     """Tests marked `notebook` always run in smoke mode: tiny budgets, figures kept out of runs/."""
     if request.node.get_closest_marker("notebook") is not None:
         request.getfixturevalue("smoke_env")
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (widget tests train tiny nets; a second thread only adds contention)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def run_folder(tmp_path, monkeypatch):
+    """Figures go to a temporary GANCOURSE_RUN_DIR, outside smoke mode (widgets default to live)."""
+    monkeypatch.setenv("GANCOURSE_RUN_DIR", str(tmp_path))
+    monkeypatch.delenv("GANCOURSE_SMOKE", raising=False)
+    return tmp_path

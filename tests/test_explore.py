@@ -19,20 +19,7 @@ from gancourse.widgets import explore
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NUM_CLASSES = 5
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def run_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("GANCOURSE_RUN_DIR", str(tmp_path))
-    monkeypatch.delenv("GANCOURSE_SMOKE", raising=False)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -16,20 +16,7 @@ from gancourse.widgets import stability
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = dict(hidden=16, depth=2, batch_size=64, eval_samples=300, steps=30, device="cpu")
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def run_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("GANCOURSE_RUN_DIR", str(tmp_path))
-    monkeypatch.delenv("GANCOURSE_SMOKE", raising=False)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -15,12 +15,7 @@ from gancourse.train import StepContext, Trainer
 OBJECTIVE_NAMES = ("nonsaturating", "lsgan", "hinge", "wgan-clip", "wgan-gp", "spectral-norm")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

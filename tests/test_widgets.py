@@ -94,13 +94,6 @@ class FakeTrainer:
 
 
 @pytest.fixture
-def run_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("GANCOURSE_RUN_DIR", str(tmp_path))
-    monkeypatch.delenv("GANCOURSE_SMOKE", raising=False)
-    return tmp_path
-
-
-@pytest.fixture
 def displayed(monkeypatch):
     """Record what the dashboard hands to IPython's display instead of printing a repr."""
     calls: list = []

@@ -6,6 +6,7 @@ still sees an error and gives the cell no points.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
@@ -67,3 +68,12 @@ def expect_close(value: torch.Tensor, expected: torch.Tensor, name: str, hint: s
 def _fmt(t: torch.Tensor) -> str:
     t = t.detach().float()
     return f"{t.item():.5g}" if t.numel() == 1 else f"tensor of shape {tuple(t.shape)}"
+
+
+def keeps_rng(check):
+    """Decorator: run a check in a private random stream, so checking never changes the student's seeded run."""
+    @functools.wraps(check)
+    def wrapper(*args, **kwargs):
+        with torch.random.fork_rng(devices=[]):
+            return check(*args, **kwargs)
+    return wrapper

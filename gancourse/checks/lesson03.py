@@ -1,7 +1,6 @@
 """Checks for lesson 03, the conditional GAN. Each takes the student's code and explains a wrong answer."""
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 
@@ -9,17 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancourse.checks import CheckFailed, call, expect_tensor, passed
+from gancourse.checks import CheckFailed, keeps_rng, call, expect_tensor, passed
 from gancourse.models.cgan import check_labels
-
-
-def _keeps_rng(check):
-    """Run a check in a private random stream, so that checking never changes the student's seeded run."""
-    @functools.wraps(check)
-    def wrapper(*args, **kwargs):
-        with torch.random.fork_rng(devices=[]):
-            return check(*args, **kwargs)
-    return wrapper
 
 
 # -- reference answers (the hidden tests compare with these) ---------------------------------------
@@ -153,7 +143,7 @@ class InputEcho(nn.Module):
         return torch.stack([z * self.gain, label_row], dim=1)[:, None]
 
 
-@_keeps_rng
+@keeps_rng
 def check_class_grid(fn) -> None:
     """fn(G, num_classes, per_class, z_dim) -> (num_classes * per_class, C, H, W), row r = class r,
     the same z down each column, no gradients."""
@@ -198,7 +188,7 @@ def check_class_grid(fn) -> None:
 
 
 # -- task 4: the tiny conditional GAN --------------------------------------------------------------
-@_keeps_rng
+@keeps_rng
 def check_conditional_networks(G_class, D_class) -> None:
     """The student's forward methods: shapes, ranges, and that both networks use the label."""
     try:

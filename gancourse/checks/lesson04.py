@@ -6,7 +6,6 @@ checking never changes the student's seeded run.
 """
 from __future__ import annotations
 
-import functools
 import math
 import traceback
 
@@ -14,16 +13,7 @@ import torch
 from torch import nn
 
 from gancourse import losses
-from gancourse.checks import CheckFailed, expect_tensor, passed
-
-
-def _keeps_rng(check):
-    """Run a check in a private random stream, so that checking never changes the student's seeded run."""
-    @functools.wraps(check)
-    def wrapper(*args, **kwargs):
-        with torch.random.fork_rng(devices=[]):
-            return check(*args, **kwargs)
-    return wrapper
+from gancourse.checks import CheckFailed, keeps_rng, expect_tensor, passed
 
 
 def _call(fn, *args, name: str, context: str = "", **kwargs):
@@ -114,7 +104,7 @@ def _linear_in_scores(fn, *scores) -> bool:
     return torch.is_tensor(small) and torch.is_tensor(big) and _close(big, 10 * small, rtol=1e-3, atol=1e-4)
 
 
-@_keeps_rng
+@keeps_rng
 def check_wasserstein_losses(critic_loss, generator_loss) -> None:
     """critic_loss(real_scores, fake_scores) = E f(fake) - E f(real); generator_loss(fake_scores) = -E f(fake)."""
     real, fake = _scores(0)
@@ -189,7 +179,7 @@ def _is_bias(name: str) -> bool:
     return name.rsplit(".", 1)[-1] == "bias"
 
 
-@_keeps_rng
+@keeps_rng
 def check_clip_weights(fn) -> None:
     """fn(module, c) clamps every parameter of module into [-c, c], in place."""
     for c in (0.05, 0.3):
@@ -364,7 +354,7 @@ def _check_interpolates(fn, shape: tuple[int, ...], what: str) -> None:
                           f"mean {mean:.2f} and std {std:.2f}. Use torch.rand.")
 
 
-@_keeps_rng
+@keeps_rng
 def check_gradient_penalty(fn) -> None:
     """fn(critic, real, fake, weight=10.0) -> weight * E[(||grad critic(x_hat)||_2 - 1)^2]."""
     # 1. where the penalty is taken: each x_hat on the segment between its real and its fake sample
@@ -566,7 +556,7 @@ def _number(value, name: str) -> float:
     return float(value)
 
 
-@_keeps_rng
+@keeps_rng
 def check_train_step(fn, n_critic: int = 3, gp_weight: float = 10.0, seed: int = 0) -> None:
     """fn(G, D, opt_G, opt_D, sample_real, z_dim, n_critic=, gp_weight=) -> (loss_D, loss_G): n_critic critic
     updates on fresh data with the gradient penalty, then one generator update."""
