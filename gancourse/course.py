@@ -177,7 +177,8 @@ BADGE_MARKDOWN = badge_markdown
 class CurrentPythonKernelManager(AsyncKernelManager):
     """Starts ipykernel on this interpreter, whatever "python3" kernelspec the machine has.
 
-    A user-level python3 kernelspec may point at another environment, one without gancourse.
+    A user-level python3 kernelspec may point at another environment, one without gancourse; the
+    course runner, the notebook tests and grading (gancourse.grading) all need this one.
     Where jupyter_client and pyzmq can, the kernel's sockets are encrypted (CurveZMQ).
     """
 

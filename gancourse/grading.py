@@ -27,9 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from ipykernel.kernelspec import RESOURCES, get_kernel_dict
-from jupyter_client.kernelspec import KernelSpec
-from jupyter_client.manager import AsyncKernelManager
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde, GenerateAssignment
 from nbgrader.coursedir import CourseDirectory
@@ -38,6 +35,8 @@ from nbgrader.utils import capture_log
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
+from gancourse.course import CurrentPythonKernelManager
+
 COURSE_ID = "gancourse"
 _SAFE_ID = re.compile(r"[^\w.@-]+")
 _TIMEOUT_ERROR = "CellTimeoutError"
@@ -45,20 +44,6 @@ _TIMEOUT_ERROR = "CellTimeoutError"
 
 class GradingError(RuntimeError):
     """The grading run itself cannot go ahead (unknown lesson, broken solution notebook)."""
-
-
-class CurrentPythonKernelManager(AsyncKernelManager):
-    """Starts ipykernel on this very interpreter, whatever kernelspecs the machine has installed.
-
-    A user-level "python3" kernelspec may point at another environment; grading must run in the
-    environment that has gancourse and torch, so the spec is built from sys.executable.
-    """
-
-    @property
-    def kernel_spec(self) -> KernelSpec:
-        if self._kernel_spec is None:
-            self._kernel_spec = KernelSpec(resource_dir=RESOURCES, name="python3", **get_kernel_dict())
-        return self._kernel_spec
 
 
 class CurrentPythonExecute(Execute):
