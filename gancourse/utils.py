@@ -63,12 +63,24 @@ def run_dir(lesson: str | None = None) -> Path:
     return path
 
 
-def save_figure(fig, name: str, lesson: str | None = None, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as PNG under the lesson's run folder and return the path."""
+def _figure_path(name: str, lesson: str | None = None) -> Path:
+    """run_dir(lesson)/figures/<name>.png, with the folder created (".png" is added when missing)."""
     folder = run_dir(lesson) / "figures"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (name if name.endswith(".png") else f"{name}.png")
+    return folder / (name if name.endswith(".png") else f"{name}.png")
+
+
+def save_figure(fig, name: str, lesson: str | None = None, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG under the lesson's run folder and return the path."""
+    path = _figure_path(name, lesson)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
+
+
+def save_png(png_bytes: bytes, name: str, lesson: str | None = None) -> Path:
+    """Write ready-made PNG bytes (a widget's picture) where save_figure would, and return the path."""
+    path = _figure_path(name, lesson)
+    path.write_bytes(png_bytes)
     return path
 
 

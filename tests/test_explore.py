@@ -14,7 +14,7 @@ from torch import nn
 from gancourse.models import (ConditionalDCGANDiscriminator, ConditionalDCGANGenerator, ConditionalGAN,
                               DCGANGenerator)
 from gancourse.widgets import ClassPicker, ClassState, LatentExplorer, LatentState, class_grid, interpolate
-from gancourse.widgets import explore
+from gancourse.widgets import view
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NUM_CLASSES = 5
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture
 def displayed(monkeypatch):
     calls: list = []
-    monkeypatch.setattr(explore, "display", calls.append)
+    monkeypatch.setattr(view, "display", calls.append)
     return calls
 
 

@@ -285,11 +285,11 @@ def test_plot_samples_scatter_with_modes_and_grid():
 
     fig = plot_samples(torch.rand(16, 3, 8, 8) * 2 - 1)
     (image,) = fig.axes[0].get_images()
-    assert image.get_array().shape == (4 * 10 + 2, 4 * 10 + 2, 3)  # 4x4 grid, 2 px padding
+    assert image.get_array().shape == (4 * 8 + 3 * 2, 4 * 8 + 3 * 2, 3)  # 4x4 grid, 2 px gaps between tiles
     plt.close(fig)
 
     fig = plot_samples(torch.rand(9, 64) * 2 - 1, data=FakeImages())  # flat MLP output, reshaped
-    assert fig.axes[0].get_images()[0].get_array().shape[:2] == (3 * 10 + 2, 3 * 10 + 2)
+    assert fig.axes[0].get_images()[0].get_array().shape[:2] == (3 * 8 + 2 * 2, 3 * 8 + 2 * 2)
     plt.close(fig)
 
     with pytest.raises(ValueError, match=r"\(n, 2\)"):

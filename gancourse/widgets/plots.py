@@ -17,7 +17,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from gancourse.utils import to_display
+from gancourse.widgets.render import near_square, scale_for, tiles, to_png
 
 LOSS_KEYS = ("loss_D", "loss_G")
 D_KEYS = ("D_real", "D_fake")
@@ -276,26 +276,17 @@ def draw_points(
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None) -> np.ndarray:
-    """A (H, W, 3) array in [0, 1] tiling images in [-1, 1] in a near-square grid."""
-    from torchvision.utils import make_grid
-
-    images = torch.nan_to_num(images.detach().float().cpu())
-    nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
-    grid = make_grid(to_display(images), nrow=nrow, padding=2, pad_value=1.0)
-    return grid.permute(1, 2, 0).numpy()
+    """A (H, W, 3) uint8 array tiling images in [-1, 1] in a near-square grid, 2-pixel white gaps."""
+    return tiles(images.detach(), nrow, gap=2)
 
 
 def grid_png(images: torch.Tensor, min_side: int = 320) -> bytes:
-    """PNG bytes of an image grid, scaled up by a whole factor (crisp pixels) to at least min_side."""
-    from PIL import Image
-
-    grid = (image_grid(images) * 255).round().astype(np.uint8)
-    height, width = grid.shape[:2]
-    scale = max(1, math.ceil(min_side / max(height, width)))
-    picture = Image.fromarray(grid).resize((width * scale, height * scale), Image.Resampling.NEAREST)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
+    """PNG bytes of a near-square image grid, each image enlarged by a whole factor (crisp pixels)
+    so that the grid's longer side is at least about min_side."""
+    nrow = near_square(len(images))
+    rows = math.ceil(len(images) / nrow)
+    scale = scale_for(max(nrow * images.shape[-1], rows * images.shape[-2]), min_side)
+    return to_png(tiles(images.detach(), nrow, scale))
 
 
 def draw_images(ax: Axes, images: torch.Tensor, nrow: int | None = None) -> None:

@@ -29,9 +29,9 @@ from gancourse.metrics.toy import CoverageTracker, ModeCoverage, mode_coverage
 from gancourse.models.mlp import MLPDiscriminator, MLPGenerator
 from gancourse.models.wgan import WassersteinGAN
 from gancourse.train import NonFiniteLossError, Trainer
-from gancourse.utils import smoke_mode
+from gancourse.utils import save_png as _write, smoke_mode
 from gancourse.widgets import plots
-from gancourse.widgets.explore import _add_class, _interactive_default, _write
+from gancourse.widgets.view import _add_class, _interactive_default
 
 try:  # IPython ships with ipykernel; kept soft so headless scripts never need it
     from IPython.display import display

@@ -1,0 +1,80 @@
+"""What every widget shares: the interactive flag, CSS class names, and redrawing one image in place.
+
+A widget is a thin ipywidgets view over a plain state object that holds the logic. Its headless path
+(chosen by `interactive`) writes PNGs instead and never imports ipywidgets.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from gancourse.utils import smoke_mode
+
+try:  # IPython ships with ipykernel; kept soft so headless scripts never need it
+    from IPython.display import display
+except ImportError:  # pragma: no cover
+    display = None
+
+
+def _check_count(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
+    return value
+
+
+def _interactive_default(interactive: bool | None) -> bool:
+    # A kernel cannot tell whether a browser is watching, so smoke runs (CI) are the headless case.
+    return (not smoke_mode()) if interactive is None else bool(interactive)
+
+
+def _add_class(widget: Any, name: str) -> Any:
+    """Tag a widget with a CSS class: the browser test finds the controls by these names."""
+    widget.add_class(name)
+    return widget
+
+
+class _SyncedView:
+    """Shared redraw logic: move the controls to match the state, then re-render the one image.
+
+    A subclass builds `box` (holding `image`) in `_build`, and gives `render()` (PNG bytes) and
+    `_sync_controls()` (copy the state into the controls).
+    """
+
+    box = None
+    image = None
+    _syncing = False
+
+    def _sync_controls(self) -> None:
+        raise NotImplementedError
+
+    def render(self) -> bytes:
+        raise NotImplementedError
+
+    def refresh(self) -> None:
+        """Redraw from the state (after changing it in code, or training G further)."""
+        if self.image is None:
+            return
+        self._syncing = True  # moving the controls to match the state must not redraw twice
+        try:
+            self._sync_controls()
+        finally:
+            self._syncing = False
+        self.image.value = self.render()
+
+    def _on_control(self, setter: Callable[[Any], None]) -> Callable[[dict], None]:
+        """An observer for a control's value: pass it to the state, redraw unless refresh() moved it."""
+        def observe(change: dict) -> None:
+            setter(change["new"])
+            if not self._syncing:
+                self.refresh()
+        return observe
+
+    def _after(self, action: Callable[[], None]) -> None:
+        """Change the state (a button's action), then redraw."""
+        action()
+        self.refresh()
+
+    def _display(self) -> None:
+        if display is None:  # pragma: no cover
+            raise RuntimeError(f"{type(self).__name__}(interactive=True) needs IPython; pass interactive=False.")
+        display(self.box)
