@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from gancourse.compare import ALL_OBJECTIVES, ImageSetup, compare_objectives
+from gancourse.compare import COMPARED_OBJECTIVES, ImageSetup, compare_objectives
 from gancourse.utils import describe_device, pick_device
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -28,7 +28,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--objectives", nargs="+", default=list(ALL_OBJECTIVES))
+    p.add_argument("--objectives", nargs="+", default=list(COMPARED_OBJECTIVES))
     p.add_argument("--ring-steps", type=int, default=4000, help="generator updates per ring8 run (lesson default)")
     p.add_argument("--digits-steps", type=int, default=600, help="generator updates per digits run (lesson default)")
     p.add_argument("--digits", default="digits", help="image set for the FID half (default digits)")

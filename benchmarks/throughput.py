@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gancourse.data import load
 from gancourse.models.dcgan import DCGANDiscriminator, DCGANGenerator
-from gancourse.train import ClassicGAN, Trainer
+from gancourse.train import AdversarialGAN, Precision, Trainer
 from gancourse.train.gan import frozen
 from gancourse.train.trainer import StepContext
 
@@ -93,8 +93,8 @@ def adam(net: nn.Module) -> torch.optim.Optimizer:
 
 
 # -- (a) the library ------------------------------------------------------------------------------
-class ReuseFakeGAN(ClassicGAN):
-    """ClassicGAN whose G update reuses the D-step fake, as the DCGAN tutorial does (one G forward
+class ReuseFakeGAN(AdversarialGAN):
+    """AdversarialGAN whose G update reuses the D-step fake, as the DCGAN tutorial does (one G forward
     per step instead of two). Proposed as an opt-in, not applied: it changes lesson 01's algorithm."""
 
     def train_step(self, ctx):
@@ -103,10 +103,10 @@ class ReuseFakeGAN(ClassicGAN):
         with ctx.autocast():
             fake = G(self.sample_z(ctx.batch_size))
             real_logits, fake_logits = D(real), D(fake.detach())
-            loss_d = self.d_loss(real_logits, fake_logits)
+            loss_d = self.objective.d_loss(real_logits.float(), fake_logits.float())
         ctx.optimize(loss_d, self.opts["D"])
         with frozen(D), ctx.autocast():
-            loss_g = self.g_loss(D(fake))
+            loss_g = self.objective.g_loss(D(fake).float())
         ctx.optimize(loss_g, self.opts["G"])
         return {"loss_D": loss_d, "loss_G": loss_g,
                 "D_real": torch.sigmoid(real_logits.detach().float()).mean(),
@@ -114,13 +114,13 @@ class ReuseFakeGAN(ClassicGAN):
 
 
 class LibraryLoop:
-    """`Trainer(ClassicGAN(G, D), digits, steps=N, ...).fit()`; each round is a new Trainer over the same GAN."""
+    """`Trainer(AdversarialGAN(G, D), digits, steps=N, ...).fit()`; each round is a new Trainer over the same GAN."""
 
-    def __init__(self, name, args, device, data, gan_factory=ClassicGAN, channels_last=None, amp=None, **gan_kw):
+    def __init__(self, name, args, device, data, gan_factory=AdversarialGAN, channels_last=None, amp=None, **gan_kw):
         self.name, self.args, self.device, self.data = name, args, device, data
         self.layout_arg = args.channels_last if channels_last is None else channels_last
         self.amp_arg = args.amp if amp is None else amp
-        probe = Trainer(ClassicGAN(*make_nets(args, torch.device("cpu"), False)), data, steps=1, amp=self.amp_arg,
+        probe = Trainer(AdversarialGAN(*make_nets(args, torch.device("cpu"), False)), data, steps=1, amp=self.amp_arg,
                         device=device, channels_last=self.layout_arg, progress=False, verbose=False)
         self.channels_last, self.amp_dtype = probe.channels_last, probe.amp_dtype
         self.gan = gan_factory(*make_nets(args, device, False), **gan_kw)  # the Trainer sets the layout
@@ -139,7 +139,7 @@ class LibraryLoop:
 
     def _ctx(self) -> StepContext:
         data = self.data.to(self.device)
-        return StepContext(data, self.args.batch, 0, self.device, self.amp_dtype, None)
+        return StepContext(data, self.args.batch, 0, self.device, Precision(self.device.type, self.amp_dtype))
 
 
 # -- (b) the tutorial-style loop ------------------------------------------------------------------
@@ -247,7 +247,7 @@ class TutorialLoop:
 
 # -- (c) the pure-compute bound -------------------------------------------------------------------
 class ComputeBound:
-    """ClassicGAN's D step and G step on one fixed pre-made batch: no data path, no Trainer, no syncs."""
+    """AdversarialGAN's D step and G step on one fixed pre-made batch: no data path, no Trainer, no syncs."""
 
     def __init__(self, name, args, device, data, channels_last, amp_dtype, settings=None, compile_nets=False):
         self.name, self.args, self.device = name, args, device
@@ -348,7 +348,7 @@ def paired(a: list[float], b: list[float]) -> dict:
 
 
 # -- overheads outside the compute ---------------------------------------------------------------
-class NoOpGAN(ClassicGAN):
+class NoOpGAN(AdversarialGAN):
     """A GAN whose step does no work, so a Trainer run over it times the Trainer's own per-step cost."""
 
     def train_step(self, ctx):
@@ -485,7 +485,7 @@ def main(argv=None) -> dict:
     p.add_argument("--options", default=True, action=argparse.BooleanOptionalAction,
                    help="also measure layout/oneDNN/denormal/thread options on the compute step (default on)")
     p.add_argument("--step-variants", default=True, action=argparse.BooleanOptionalAction,
-                   help="also measure the proposed ClassicGAN step changes through the Trainer (default on)")
+                   help="also measure the proposed AdversarialGAN step changes through the Trainer (default on)")
     p.add_argument("--compile", action="store_true", help="add a torch.compile variant to the options (slow to build)")
     p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
     args = p.parse_args(argv)
@@ -512,7 +512,7 @@ def main(argv=None) -> dict:
             "but absolute numbers will be low and noisy")
 
     data = load("digits", size=IMAGE_SIZE, device=device)
-    library = LibraryLoop("library (Trainer + ClassicGAN)", args, device, data)
+    library = LibraryLoop("library (Trainer + AdversarialGAN)", args, device, data)
     layout_cl, amp_dtype = library.channels_last, library.amp_dtype
     layout = "channels_last" if layout_cl else "contiguous"
     groups = []
@@ -555,7 +555,7 @@ def main(argv=None) -> dict:
         f["met"] = None if f["floor"] is None else f["value"] >= f["floor"]
     groups.append({"title": "Library vs tutorial-style loop vs pure compute", "results": results,
                    "notes": ["The tutorial loop reuses the D-step fake for G's update (one G forward per step); "
-                             "ClassicGAN draws fresh z for G's update (Goodfellow et al. Algorithm 1), so its "
+                             "AdversarialGAN draws fresh z for G's update (Goodfellow et al. Algorithm 1), so its "
                              "step has more FLOPs per image (see the GFLOP/image column)."]})
 
     # 2. CPU layout / oneDNN / denormal / thread options, on the pure-compute step.

@@ -105,6 +105,20 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, *, weight: 
     return weight * ((norms - 1) ** 2).mean()
 
 
+def r1_penalty(critic, real: torch.Tensor, *, weight: float = 10.0) -> torch.Tensor:
+    """R1: weight/2 * E[||grad D(x)||^2] on real samples only (Mescheder et al. 2018, arXiv 1801.04406, eq. 9).
+
+    It pushes D's gradient to zero on the data, so D stops pushing a generator that already matches
+    it; StyleGAN uses it with gamma = 10 and computes it every 16 steps ("lazy", Karras et al. 2020).
+    Call it outside autocast, like `gradient_penalty`.
+    """
+    if real.dim() < 1 or real.shape[0] == 0:
+        raise ValueError(f"r1_penalty needs a non-empty batch (B, ...); got shape {tuple(real.shape)}")
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return 0.5 * weight * grad.reshape(len(x), -1).pow(2).sum(dim=1).mean()
+
+
 def drift_penalty(real_scores: torch.Tensor, weight: float = 1e-3) -> torch.Tensor:
     """weight * E[f(x)^2]: keeps the critic's scores from drifting far from 0
     (Karras et al. 2018, ProGAN, arXiv 1710.10196, sec. A.1, eps_drift = 0.001)."""
@@ -157,6 +171,8 @@ class Objective:
     adds `gradient_penalty(...)` with weight `gp_weight` to the critic loss; clip clamps the critic's
     weights after each update; spectral_norm spectrally normalises D's layers. n_critic D updates run
     per G update, with `optimizer` ("adam" or "rmsprop") at learning rate `lr` (betas for Adam only).
+    probabilities: D's outputs are logits of "real", so the sigmoid of a score is a probability
+    (shown as D(x) in [0, 1]); for the other objectives a score is just a score.
     Build a variant with dataclasses.replace(objective("wgan-gp"), d_loss=my_critic_loss).
     """
 
@@ -171,12 +187,15 @@ class Objective:
     lr: float = 2e-4
     betas: tuple[float, float] | None = (0.5, 0.999)
     gp_weight: float = 10.0
+    probabilities: bool = False
     reference: str = ""
 
 
 OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
-    Objective("nonsaturating", discriminator_loss, generator_loss_nonsaturating,
+    Objective("nonsaturating", discriminator_loss, generator_loss_nonsaturating, probabilities=True,
               reference="Goodfellow et al. 2014; Adam 2e-4, betas (0.5, 0.999) from DCGAN (Radford et al. 2015)"),
+    Objective("minimax", discriminator_loss, generator_loss_saturating, probabilities=True,
+              reference="Goodfellow et al. 2014, eq. 1 as written (G's gradient saturates); DCGAN's Adam 2e-4"),
     Objective("lsgan", discriminator_loss_lsgan, generator_loss_lsgan,
               reference="Mao et al. 2017 (0-1-1 coding); Adam 2e-4, beta1 0.5 as in their experiments"),
     Objective("hinge", discriminator_loss_hinge, generator_loss_hinge,
@@ -194,11 +213,15 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
 )}
 
 
+ALIASES = {"non-saturating": "nonsaturating", "saturating": "minimax", "wgan": "wgan-clip", "sngan": "spectral-norm"}
+
+
 def objective(name: str | Objective) -> Objective:
     """Look an objective up by name (see OBJECTIVES); an Objective is returned as it is."""
     if isinstance(name, Objective):
         return name
     key = name.lower().replace("_", "-") if isinstance(name, str) else name
+    key = ALIASES.get(key, key)
     try:
         return OBJECTIVES[key]
     except (KeyError, TypeError):

@@ -87,3 +87,9 @@ def save_png(png_bytes: bytes, name: str, lesson: str | None = None) -> Path:
 def to_display(images: torch.Tensor) -> torch.Tensor:
     """Map images from the course's [-1, 1] range to [0, 1] for plotting."""
     return ((images.detach().float().cpu() + 1) / 2).clamp(0, 1)
+
+
+def is_main_process() -> bool:
+    """False on every process but rank 0 of a torch.distributed run: only one writes files and logs."""
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0

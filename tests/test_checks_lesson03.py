@@ -7,8 +7,7 @@ from torch import nn
 from gancourse.checks import CheckFailed
 from gancourse.checks import lesson03 as checks
 from gancourse.data import InMemoryData
-from gancourse.models import ConditionalGAN
-from gancourse.train import ClassicGAN, Trainer
+from gancourse.train import AdversarialGAN, Trainer
 
 
 # -- task 1: one_hot_planes -------------------------------------------------------------------------
@@ -217,13 +216,13 @@ def _labelled_images(n=60, size=8):
 
 def test_trained_gan_check_rejects_an_unconditional_gan_and_an_untrained_trainer():
     data = _labelled_images()
-    plain = ClassicGAN(nn.Sequential(nn.Linear(8, 64), nn.Unflatten(1, (1, 8, 8)), nn.Tanh()),
+    plain = AdversarialGAN(nn.Sequential(nn.Linear(8, 64), nn.Unflatten(1, (1, 8, 8)), nn.Tanh()),
                        nn.Sequential(nn.Flatten(), nn.Linear(64, 1), nn.Flatten(0)))
     plain.nets["G"].z_dim = 8
-    with pytest.raises(CheckFailed, match="ConditionalGAN"):
+    with pytest.raises(CheckFailed, match="unconditional AdversarialGAN.*num_classes"):
         checks.check_trained_conditional_gan(Trainer(plain, data, steps=1, progress=False, verbose=False))
     G, D = _nets()
-    untrained = Trainer(ConditionalGAN(G(), D()), data, steps=2, progress=False, verbose=False)
+    untrained = Trainer(AdversarialGAN(G(), D()), data, steps=2, progress=False, verbose=False)
     with pytest.raises(CheckFailed, match="trainer.fit"):
         checks.check_trained_conditional_gan(untrained)
 
@@ -235,7 +234,7 @@ def test_trained_gan_check_measures_class_accuracy_on_digits(capsys):
     G = type("G", (TinyG,), {"__init__": lambda self: TinyG.__init__(self, num_classes=10, size=16)})
     D = type("D", (TinyD,), {"__init__": lambda self: TinyD.__init__(self, num_classes=10, size=16)})
     torch.manual_seed(0)
-    trainer = Trainer(ConditionalGAN(G(), D()), digits, steps=3, progress=False, verbose=False)
+    trainer = Trainer(AdversarialGAN(G(), D()), digits, steps=3, progress=False, verbose=False)
     trainer.fit()
     checks.check_trained_conditional_gan(trainer)  # no threshold: reports the accuracy
     assert "chance 10%" in capsys.readouterr().out

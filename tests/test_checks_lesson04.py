@@ -9,13 +9,12 @@ from torch import nn
 from gancourse import losses
 from gancourse.checks import CheckFailed
 from gancourse.checks import lesson04 as checks
-from gancourse.models import WassersteinGAN
-from gancourse.train.trainer import StepContext
+from gancourse.train import AdversarialGAN, StepContext
 
 
 # -- right answers ------------------------------------------------------------------------------------
 class _Replay:
-    """Data for WassersteinGAN's loop that serves sample_real()'s batches (the first one peeked at for its size)."""
+    """Data for the library's loop that serves sample_real()'s batches (the first one peeked at for its size)."""
 
     def __init__(self, sample_real):
         self.first, self.sample_real = sample_real(), sample_real
@@ -28,8 +27,8 @@ class _Replay:
 
 
 def library_train_step(G, D, opt_G, opt_D, sample_real, z_dim, n_critic=5, gp_weight=10.0):
-    """The course's own WassersteinGAN loop, run on the optimisers and data the check hands over."""
-    gan = WassersteinGAN(G, D, objective="wgan-gp", n_critic=n_critic, gp_weight=gp_weight)
+    """The course's own adversarial step (AdversarialGAN with WGAN-GP), run on the optimisers and data the check hands over."""
+    gan = AdversarialGAN(G, D, objective="wgan-gp", n_critic=n_critic, gp_weight=gp_weight)
     gan.opts = {"G": opt_G, "D": opt_D}
     data = _Replay(sample_real)
     metrics = gan.train_step(StepContext(data, len(data.first), 0, torch.device("cpu")))

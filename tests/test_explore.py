@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gancourse.models import (ConditionalDCGANDiscriminator, ConditionalDCGANGenerator, ConditionalGAN,
-                              DCGANGenerator)
+from gancourse.data import load
+from gancourse.models import ConditionalDCGANDiscriminator, ConditionalDCGANGenerator, DCGANGenerator
+from gancourse.train import AdversarialGAN, Trainer
 from gancourse.widgets import ClassPicker, ClassState, LatentExplorer, LatentState, class_grid, interpolate
 from gancourse.widgets import view
 
@@ -375,20 +376,20 @@ def test_class_picker_shows_the_selected_class_and_the_sweep_keeps_it():
     assert sweep.shape == (12, 1, 8, 8) and torch.all(sweep == level(2))
 
 
-def test_class_picker_uses_the_gan_generator_or_generator_net():
+def test_class_picker_uses_the_gan_generator_or_net():
     G = tiny_cg()
-    gan = ConditionalGAN(G, ConditionalDCGANDiscriminator(num_classes=NUM_CLASSES, image_size=16, width=8))
+    gan = AdversarialGAN(G, ConditionalDCGANDiscriminator(num_classes=NUM_CLASSES, image_size=16, width=8))
     from_gan = ClassPicker(gan, NUM_CLASSES, interactive=False, n=2)
     assert from_gan.generator is G and from_gan.z_dim == 8
     assert from_gan.samples().shape == (2, 1, 16, 16)
     stub = LabelStub(z_dim=8)
-    ema = ClassPicker(gan, NUM_CLASSES, interactive=False, n=2, generator_net=stub)
+    ema = ClassPicker(gan, NUM_CLASSES, interactive=False, n=2, net=stub)
     assert ema.generator is stub and torch.all(ema.samples() == -1)
     with pytest.raises(ValueError, match="built for 5"):
         ClassPicker(gan, 10, interactive=False)
     with pytest.raises(ValueError, match="one name per class"):
         ClassPicker(G, NUM_CLASSES, class_names=["a", "b"], interactive=False)
-    with pytest.raises(TypeError, match="GAN with a .generator"):
+    with pytest.raises(TypeError, match="a Trainer, a GAN or a generator network"):
         ClassPicker(object(), NUM_CLASSES, interactive=False)
 
 
@@ -410,3 +411,23 @@ def test_class_picker_headless_writes_grid_and_sweep(run_folder, displayed, monk
     assert min(sweep.shape[:2]) > 200  # four rows of five
     assert png_array(picker.render()).shape[0] > 200
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_widgets_sample_a_trainer_through_its_ema_in_display_mode():
+    """Given a Trainer, the widgets draw what trainer.sample draws: the EMA generator, statistics re-measured."""
+    data = load("digits", size=16, limit=200)
+    torch.manual_seed(0)
+    gan = AdversarialGAN(ConditionalDCGANGenerator(z_dim=8, num_classes=10, image_size=16, width=8),
+                         ConditionalDCGANDiscriminator(num_classes=10, image_size=16, width=8))
+    trainer = Trainer(gan, data, steps=5, batch_size=16, seed=0, ema=0.5, progress=False, verbose=False)
+    trainer.fit()
+    picker = ClassPicker(trainer, 10, interactive=False, n=4)
+    z, labels = picker.state.current_z(), picker.state.labels()
+    assert torch.equal(picker.samples(), trainer.sample(4, z=z, labels=labels))
+    assert not trainer.ema.stale  # the average's statistics were measured before it was drawn
+    live = ClassPicker(gan, 10, interactive=False, n=4).samples()
+    assert not torch.equal(live, picker.samples())  # the GAN's live generator is another network
+    explorer = LatentExplorer(trainer, interactive=False)
+    assert explorer.frames()["a"].shape == (1, 1, 16, 16)
+    with pytest.raises(TypeError, match="not a Trainer"):
+        LatentExplorer(trainer, net=gan.generator, interactive=False)

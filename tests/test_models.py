@@ -1,4 +1,6 @@
-"""DCGAN and conditional DCGAN networks (lessons 02-03): shapes, the paper's layer rules, init, training."""
+"""DCGAN and conditional DCGAN networks (lessons 02-03): shapes, the paper's layer rules, init.
+
+Training them is tested in test_adversarial.py."""
 import math
 
 import pytest
@@ -6,10 +8,8 @@ import torch
 from torch import nn
 
 from gancourse.data import load
-from gancourse.models import (ConditionalDCGANDiscriminator, ConditionalDCGANGenerator, ConditionalGAN,
-                              DCGANDiscriminator, DCGANGenerator, conv_output_size, dcgan_init_,
-                              transposed_conv_output_size)
-from gancourse.train import ClassicGAN, Trainer
+from gancourse.models import (ConditionalDCGANDiscriminator, ConditionalDCGANGenerator, DCGANDiscriminator,
+                              DCGANGenerator, conv_output_size, dcgan_init_, transposed_conv_output_size)
 
 SIZES = (16, 32, 64)
 CHANNELS = (1, 3)
@@ -225,11 +225,6 @@ def test_bad_constructor_arguments():
         ConditionalDCGANGenerator(num_classes=1)
     with pytest.raises(ValueError, match="width"):
         DCGANGenerator(width=0)
-    G = ConditionalDCGANGenerator(z_dim=8, num_classes=3, width=8)
-    with pytest.raises(ValueError, match="same num_classes"):
-        ConditionalGAN(G, ConditionalDCGANDiscriminator(num_classes=4, width=8))
-    with pytest.raises(ValueError, match="same num_classes"):
-        ConditionalGAN(G, DCGANDiscriminator(width=8))
 
 
 # -- the label matters ----------------------------------------------------------------------------
@@ -250,69 +245,3 @@ def test_discriminator_output_depends_on_label(mode):
     x = torch.rand(1, 1, 32, 32).repeat(3, 1, 1, 1) * 2 - 1
     logits = D(x, torch.tensor([0, 1, 2]))
     assert logits.shape == (3,) and len(set(logits.tolist())) == 3
-
-
-# -- training through the Trainer -----------------------------------------------------------------
-def _finite_metrics(trainer):
-    records = trainer.history.records
-    assert len(records) == 5
-    for key in ("loss_D", "loss_G", "D_real", "D_fake"):
-        values = [r[key] for r in records]
-        assert all(math.isfinite(v) for v in values), (key, values)
-    assert all(0 <= r["D_real"] <= 1 and 0 <= r["D_fake"] <= 1 for r in records)
-
-
-def test_classic_gan_with_dcgan_nets_trains(digits32):
-    torch.manual_seed(0)
-    gan = ClassicGAN(DCGANGenerator(z_dim=16, image_size=32, width=8), DCGANDiscriminator(image_size=32, width=8))
-    before = [p.detach().clone() for p in gan.nets["G"].parameters()]
-    trainer = Trainer(gan, digits32, steps=5, batch_size=16, seed=0, log_every=1, progress=False, verbose=False)
-    trainer.fit()
-    _finite_metrics(trainer)
-    assert any(not torch.equal(a, b) for a, b in zip(before, gan.nets["G"].parameters()))
-    assert trainer.sample(6).shape == (6, 1, 32, 32)
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_conditional_gan_trains_and_samples_by_class(digits32, mode):
-    torch.manual_seed(0)
-    G = ConditionalDCGANGenerator(z_dim=16, num_classes=10, image_size=32, width=8)
-    D = ConditionalDCGANDiscriminator(num_classes=10, image_size=32, width=8, mode=mode)
-    gan = ConditionalGAN(G, D)
-    trainer = Trainer(gan, digits32, steps=5, batch_size=16, seed=0, log_every=1, ema=0.9,
-                      progress=False, verbose=False)
-    trainer.fit()
-    _finite_metrics(trainer)
-    assert trainer.sample(20).shape == (20, 1, 32, 32)  # through the EMA copy of G
-
-    G.eval()
-    rng = lambda: torch.Generator().manual_seed(3)
-    default = gan.generate(20, rng=rng())
-    cycled = gan.generate(20, rng=rng(), labels=torch.arange(20) % 10)
-    assert torch.equal(default, cycled)  # labels cycle 0..9 when none are given
-    sevens = gan.sample_class(7, 4, rng=rng())
-    assert sevens.shape == (4, 1, 32, 32)
-    assert torch.equal(sevens, gan.generate(4, rng=rng(), labels=torch.full((4,), 7)))
-    with pytest.raises(ValueError, match="0..9"):
-        gan.sample_class(10, 2)
-
-
-def test_conditional_gan_is_repeatable(digits32):
-    def run():
-        torch.manual_seed(0)
-        gan = ConditionalGAN(ConditionalDCGANGenerator(z_dim=8, num_classes=10, width=8),
-                             ConditionalDCGANDiscriminator(num_classes=10, width=8))
-        Trainer(gan, digits32, steps=3, batch_size=8, seed=1, progress=False, verbose=False).fit()
-        return [p.detach().clone() for p in gan.nets["G"].parameters()]
-    assert all(torch.equal(a, b) for a, b in zip(run(), run()))
-
-
-def test_conditional_gan_checks_the_data(digits32):
-    from gancourse.data import InMemoryData
-    gan = ConditionalGAN(ConditionalDCGANGenerator(z_dim=8, num_classes=3, width=8),
-                         ConditionalDCGANDiscriminator(num_classes=3, width=8))
-    with pytest.raises(ValueError, match="10 classes.*built for 3"):
-        Trainer(gan, digits32, steps=1, batch_size=4, progress=False, verbose=False).fit()
-    unlabelled = InMemoryData(digits32.x[:20], name="unlabelled", kind="images")
-    with pytest.raises(ValueError, match="no labels"):
-        Trainer(gan, unlabelled, steps=1, batch_size=4, progress=False, verbose=False).fit()

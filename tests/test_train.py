@@ -1,19 +1,18 @@
-"""The shared training loop: budgets, bit-for-bit resume, interrupts, the non-finite guard, EMA."""
-import copy
-import os
-import signal
+"""The Trainer itself: budgets, checkpoint files, precision, EMA options, schedules. What every family must
+keep (resume, round trip, sampling, the non-finite guard) is in test_family_contract.py."""
+import math
 
 import pytest
 import torch
 
 from gancourse.data import load
 from gancourse.models import MLPDiscriminator, MLPGenerator
-from gancourse.train import CheckpointError, ClassicGAN, NonFiniteLossError, Trainer, load_checkpoint
+from gancourse.train import AdversarialGAN, CheckpointError, Trainer, load_checkpoint
 
 
 def make_gan(seed=0, **kw):
     torch.manual_seed(seed)
-    return ClassicGAN(MLPGenerator(z_dim=4, out_shape=(2,), hidden=32), MLPDiscriminator((2,), hidden=32), **kw)
+    return AdversarialGAN(MLPGenerator(z_dim=4, out_shape=(2,), hidden=32), MLPDiscriminator((2,), hidden=32), **kw)
 
 
 @pytest.fixture(scope="module")
@@ -31,53 +30,6 @@ def run(ring, steps, ckpt=None, resume=False, gan=None, **kw):
                       checkpoint_every=10, progress=False, verbose=False, **kw)
     trainer.fit(resume=resume)
     return trainer
-
-
-def test_resume_is_bit_for_bit(ring, tmp_path):
-    whole = run(ring, 40)
-    run(ring, 20, ckpt=tmp_path)  # first half, then a fresh process-like Trainer resumes it
-    resumed = run(ring, 40, ckpt=tmp_path, resume=True, gan=make_gan(seed=123))  # other init: must be overwritten
-    assert resumed.step == 40
-    for a, b in zip(params(whole.gan), params(resumed.gan)):
-        assert torch.equal(a, b)
-    untimed = lambda t: [{k: v for k, v in r.items() if k != "time"} for r in t.history.records]
-    assert untimed(whole) == untimed(resumed)  # history before and after the resume
-    # the optimiser state came back too: Adam's moments are equal
-    sa, sb = whole.gan.opts["G"].state_dict()["state"], resumed.gan.opts["G"].state_dict()["state"]
-    assert all(torch.equal(sa[k]["exp_avg"], sb[k]["exp_avg"]) for k in sa)
-
-
-def test_interrupt_saves_and_resume_finishes_the_same(ring, tmp_path, capsys):
-    class Interrupt:
-        def on_step_end(self, trainer, step, metrics):
-            if step == 15:
-                os.kill(os.getpid(), signal.SIGINT)  # what Jupyter's "interrupt kernel" sends
-
-    t = run(ring, 40, ckpt=tmp_path, callbacks=[Interrupt()])
-    assert t.history.interrupted and t.step == 15
-    assert "interrupted at step 15" in capsys.readouterr().out
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 15
-    resumed = run(ring, 40, ckpt=tmp_path, resume=True)
-    whole = run(ring, 40)
-    assert all(torch.equal(a, b) for a, b in zip(params(whole.gan), params(resumed.gan)))
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
-
-
-class ExplodingGAN(ClassicGAN):
-    def train_step(self, ctx):
-        metrics = super().train_step(ctx)
-        if ctx.step >= 24:
-            metrics["loss_D"] = torch.tensor(float("nan"))
-        return metrics
-
-
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(ring, tmp_path):
-    gan = ExplodingGAN(MLPGenerator(z_dim=4, out_shape=(2,), hidden=32), MLPDiscriminator((2,), hidden=32))
-    with pytest.raises(NonFiniteLossError) as err:
-        run(ring, 100, ckpt=tmp_path, gan=gan)
-    message = str(err.value)
-    assert "loss_D became nan at step 25" in message and "step 20" in message
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 20
 
 
 def test_corrupt_checkpoint_has_a_clear_error(ring, tmp_path):
@@ -130,10 +82,14 @@ def test_history_records_standard_metrics(ring):
     assert steps == [5, 10, 15, 20] and all(0 < v < 1 for v in values)
 
 
+class OtherGAN(AdversarialGAN):
+    """Another family with the same networks."""
+
+
 def test_resume_with_another_kind_of_gan_is_refused(ring, tmp_path):
     run(ring, 10, ckpt=tmp_path)
     with pytest.raises(ValueError, match="same kind of GAN"):
-        run(ring, 20, ckpt=tmp_path, resume=True, gan=ExplodingGAN(
+        run(ring, 20, ckpt=tmp_path, resume=True, gan=OtherGAN(
             MLPGenerator(z_dim=4, out_shape=(2,), hidden=32), MLPDiscriminator((2,), hidden=32)))
 
 
@@ -151,7 +107,7 @@ def test_channels_last_on_cpu_for_images_and_caller_data_untouched():
 
     data = load("digits", size=16)
     torch.manual_seed(0)
-    gan = ClassicGAN(DCGANGenerator(z_dim=8, image_size=16, channels=1, width=8),
+    gan = AdversarialGAN(DCGANGenerator(z_dim=8, image_size=16, channels=1, width=8),
                      DCGANDiscriminator(image_size=16, channels=1, width=8))
     t = Trainer(gan, data, steps=2, batch_size=8, progress=False, verbose=False)
     assert t.channels_last
@@ -163,43 +119,178 @@ def test_channels_last_on_cpu_for_images_and_caller_data_untouched():
     assert not off.channels_last
 
 
-def _dcgan_with_ema(steps, tmp_path=None, resume=False):
-    from gancourse.models import DCGANDiscriminator, DCGANGenerator
-    torch.manual_seed(0)
-    gan = ClassicGAN(DCGANGenerator(z_dim=8, image_size=16, width=8), DCGANDiscriminator(image_size=16, width=8))
-    trainer = Trainer(gan, load("digits", size=16), steps=steps, batch_size=32, seed=0, ema=0.9,
-                      checkpoint_dir=tmp_path, progress=False, verbose=False)
-    trainer.fit(resume=resume)
-    return trainer
 
 
-def test_ema_generator_samples_the_same_in_eval_mode(tmp_path):
-    """The EMA copy's BatchNorm statistics are its own after fit, so eval mode (fixed statistics, what
-    the explorers use) draws what train mode (statistics of a large batch) draws."""
-    from gancourse.train import standing_statistics
+# -- precision -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("gpu, capability, expected", [("Tesla T4", (7, 5), torch.float16),
+                                                       ("Tesla V100", (7, 0), torch.float16),
+                                                       ("A100", (8, 0), torch.bfloat16),
+                                                       ("H100", (9, 0), torch.bfloat16)])
+def test_cuda_gets_native_bf16_or_else_fp16_with_loss_scaling(monkeypatch, gpu, capability, expected):
+    from gancourse.train import precision
 
-    trainer = _dcgan_with_ema(60, tmp_path)
-    net = trainer.ema.module
-    measured = [b.clone() for b in net.buffers()]  # before train mode below updates them again
-    trainer.sample(64)  # looking at samples leaves the statistics as they are
-    assert all(torch.equal(a, b) for a, b in zip(measured, net.buffers()))
-    z = torch.randn(512, 8, generator=torch.Generator().manual_seed(5))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    # is_bf16_supported() says True on a T4 too (emulation); the choice must not listen to it
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    cuda = torch.device("cuda")
+    for images in (True, False):
+        assert precision.choose_dtype(cuda, None, images) is expected
+    assert precision.choose_dtype(cuda, False, True) is None
+    assert precision.Precision("cuda", expected).loss_scaling is (expected is torch.float16)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_gets_bf16_for_images_only_where_it_is_native(monkeypatch, native):
+    from gancourse.train import precision
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    assert precision.choose_dtype(cpu, None, images=True) is (torch.bfloat16 if native else None)
+    assert precision.choose_dtype(cpu, None, images=False) is None  # small MLPs gain nothing
+    assert precision.choose_dtype(cpu, "fp16", images=False) is torch.float16  # asked for: given
+    assert precision.choose_dtype(torch.device("mps"), None, images=True) is None
+    with pytest.raises(ValueError, match="'bf16' or 'fp16'"):
+        precision.choose_dtype(cpu, "half", images=True)
+
+
+def test_fp16_with_loss_scaling_survives_n_critic_and_matches_fp32(one_thread):
+    """Five critic steps of one optimiser per iteration: one GradScaler per optimiser, updated after every step."""
+    from gancourse.models import DCGANCritic, DCGANGenerator
+
+    data = load("digits", size=16, limit=256)
+
+    def train(amp):
+        torch.manual_seed(0)
+        gan = AdversarialGAN(DCGANGenerator(z_dim=8, image_size=16, width=8), DCGANCritic(image_size=16, width=8),
+                             objective="wgan-gp", n_critic=5, lr=1e-4)
+        trainer = Trainer(gan, data, steps=12, batch_size=16, seed=0, amp=amp, log_every=1, progress=False,
+                          verbose=False, channels_last=False)
+        trainer.fit()
+        return trainer
+
+    fp16, fp32 = train("fp16"), train(False)
+    assert fp16.precision.loss_scaling and set(fp16.precision.scalers) == {"G", "D"}
+    assert fp32.precision.dtype is None and not fp32.precision.scalers
+    for key in ("loss_D", "W1"):
+        a, b = fp16.history.series(key)[1], fp32.history.series(key)[1]
+        assert all(math.isfinite(v) for v in a)
+        # fp16 starts at a loss scale of 2^16, overflows and skips a few critic steps while the scale
+        # falls (to 2^12 here); after that it follows fp32 a constant few hundredths behind.
+        assert max(abs(x - y) for x, y in zip(a, b)) < 0.1 + 0.1 * max(abs(y) for y in b)
+    assert fp16.history.series("W1")[1][-1] > 0.8 * fp32.history.series("W1")[1][-1] > 0.5
+    for p, q in zip(fp16.gan.nets["G"].parameters(), fp32.gan.nets["G"].parameters()):
+        assert torch.allclose(p, q, atol=2e-3)
+
+
+def test_loss_scales_are_checkpointed(tmp_path, one_thread):
+    gan = make_gan()
+    trainer = Trainer(gan, load("ring8", n=500), steps=4, batch_size=16, amp="fp16", checkpoint_dir=tmp_path,
+                      progress=False, verbose=False)
+    trainer.fit()
+    scales = {k: s.get_scale() for k, s in trainer.precision.scalers.items()}
+    state = load_checkpoint(tmp_path / "checkpoint.pt")["precision"]
+    assert {k: v["scale"] for k, v in state.items()} == scales
+
+
+# -- schedules and state ---------------------------------------------------------------------------
+def test_the_step_sees_the_budget_and_schedulers_are_stepped_and_saved(ring, tmp_path):
+    seen = []
+
+    class Decaying(AdversarialGAN):
+        def schedule(self, ctx):
+            seen.append((ctx.step, ctx.total_steps, ctx.fraction))
+            for group in self.opts["D"].param_groups:  # a linear decay written against the budget
+                group["lr"] = 1e-3 * (1 - ctx.fraction)
+
+    gan = Decaying(MLPGenerator(z_dim=4, out_shape=(2,), hidden=32), MLPDiscriminator((2,), hidden=32))
+    gan.schedulers["G"] = torch.optim.lr_scheduler.StepLR(gan.opts["G"], step_size=5, gamma=0.5)
+    run(ring, 20, ckpt=tmp_path, gan=gan)
+    assert seen[0] == (0, 20, 0.0) and seen[10] == (10, 20, 0.5) and seen[-1] == (19, 20, 0.95)
+    assert gan.opts["G"].param_groups[0]["lr"] == pytest.approx(2e-4 * 0.5 ** 4)
+    assert gan.opts["D"].param_groups[0]["lr"] == pytest.approx(1e-3 * 0.05)
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")["gan"]["schedulers"]["G"]
+    assert saved["last_epoch"] == 20
+
+
+def test_a_time_budget_gives_a_fraction_too(ring):
+    from gancourse.train import StepContext
+
+    ctx = StepContext(ring, 8, step=3, device=torch.device("cpu"), seconds=10.0, elapsed=2.5)
+    assert ctx.fraction == 0.25
+    assert StepContext(ring, 8, step=3, device=torch.device("cpu")).fraction == 0.0
+
+
+# -- EMA ---------------------------------------------------------------------------------------------
+def test_ema_half_life_in_images():
+    from gancourse.train import decay_for_half_life
+
+    beta = decay_for_half_life(10_000, 32)
+    assert beta ** (10_000 / 32) == pytest.approx(0.5)
+    trainer = Trainer(make_gan(), load("ring8", n=500), steps=2, batch_size=32, ema_half_life=10_000,
+                      progress=False, verbose=False)
+    assert trainer.ema_decay == pytest.approx(beta)
+    with pytest.raises(ValueError, match="not both"):
+        Trainer(make_gan(), load("ring8", n=500), steps=2, ema=0.9, ema_half_life=100)
+
+
+def test_ema_keeps_its_average_when_a_network_is_replaced(ring):
+    """A family that builds a bigger network at a growth step keeps the average of every weight that survived."""
+    from gancourse.train import EMA
+
+    gan = make_gan()
+    ema = EMA(gan.nets, ["G"], decay=0.5)
+    ema.update(gan.nets)
     with torch.no_grad():
-        batch_stats = net.train()(z)
-        fixed_stats = net.eval()(z)
-    net.train()
-    assert (batch_stats - fixed_stats).abs().mean() < 0.05
-    # without the re-measurement the copy would keep the statistics it was made with (step 0's)
-    stale = copy.deepcopy(net)
-    for m in stale.modules():
+        for p in gan.nets["G"].parameters():
+            p.add_(1.0)
+    ema.update(gan.nets)
+    before = {k: v.clone() for k, v in ema["G"].named_parameters()}
+    grown = MLPGenerator(z_dim=4, out_shape=(2,), hidden=32, depth=4)  # one more layer
+    gan.nets["G"] = grown
+    ema.follow(gan.nets)
+    after = dict(ema["G"].named_parameters())
+    kept = [k for k in before if k in after and before[k].shape == after[k].shape]
+    assert kept and all(torch.equal(before[k], after[k]) for k in kept)
+    assert len(after) > len(before)
+
+
+def test_ema_copies_non_statistic_buffers_and_remeasures_batchnorm(one_thread):
+    """Buffers such as a growth stage follow the live net; BatchNorm statistics are measured for the average."""
+    from gancourse.models import DCGANDiscriminator, DCGANGenerator
+
+    torch.manual_seed(0)
+    G = DCGANGenerator(z_dim=8, image_size=16, width=8)
+    G.register_buffer("stage", torch.tensor(0))
+    gan = AdversarialGAN(G, DCGANDiscriminator(image_size=16, width=8))
+    trainer = Trainer(gan, load("digits", size=16, limit=256), steps=30, batch_size=32, seed=0, ema=0.9,
+                      progress=False, verbose=False)
+    G.stage.fill_(2)
+    trainer.fit()
+    average = trainer.ema["G"]
+    assert int(average.stage) == 2
+    assert trainer.ema.stale
+    trainer.sample(8)
+    assert not trainer.ema.stale
+    z = torch.randn(256, 8, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        batch_stats = average.train()(z)
+        fixed_stats = average.eval()(z)
+    assert (batch_stats - fixed_stats).abs().mean() < 0.05  # eval mode draws what a large batch draws
+    for m in average.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.reset_running_stats()
     with torch.no_grad():
-        off = (stale.eval()(z) - batch_stats).abs().mean()
-    assert off > 3 * (batch_stats - fixed_stats).abs().mean()
-    # the checkpoint holds the fresh statistics, and a loaded trainer re-measures them identically
-    loaded = Trainer(_dcgan_with_ema(1).gan, load("digits", size=16), steps=60, ema=0.9, verbose=False)
-    loaded.load(tmp_path / "checkpoint.pt")
-    for a, b in zip(loaded.ema.module.buffers(), measured):
-        assert torch.equal(a, b)
-    assert standing_statistics(trainer.gan, torch.nn.Linear(2, 2)) == 0  # nothing to do without BatchNorm
+        stale = (average.eval()(z) - batch_stats).abs().mean()
+    assert stale > 3 * (batch_stats - fixed_stats).abs().mean()
+
+
+def test_a_checkpoint_of_the_old_format_is_refused_with_the_fix(tmp_path):
+    from gancourse.train import save_atomic
+    from gancourse.train.checkpoint import VERSION
+
+    path = save_atomic({"step": 1}, tmp_path / "checkpoint.pt")
+    state = torch.load(path, weights_only=False)
+    state["version"] = VERSION - 1
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="older gancourse.*Delete"):
+        load_checkpoint(path)

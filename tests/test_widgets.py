@@ -70,8 +70,9 @@ class FakeTrainer:
         self.data, self.max_steps, self.log_every = data, max_steps, log_every
         self.step, self.device, self.history = 0, torch.device("cpu"), FakeHistory()
 
-    def sample(self, n: int) -> torch.Tensor:
-        z = torch.randn(n, *((2,) if self.data.kind == "points" else self.data.image_shape))
+    def sample(self, n: int, seed: int | None = 0) -> torch.Tensor:  # Trainer.sample's contract: seeded, RNG untouched
+        rng = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(2**31, (1,))))
+        z = torch.randn(n, *((2,) if self.data.kind == "points" else self.data.image_shape), generator=rng)
         return torch.tanh(z + self.step / 50) if self.data.kind == "images" else z * 0.5 + self.step / 100
 
     def run(self, steps: int, callbacks) -> None:

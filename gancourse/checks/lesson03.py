@@ -233,11 +233,11 @@ def check_conditional_networks(G_class, D_class) -> None:
 def check_trained_conditional_gan(trainer, min_accuracy: float | None = None) -> None:
     """The last task: the student's conditional GAN trained through the Trainer on labelled digits."""
     from gancourse.metrics import class_accuracy, feature_classifier, per_class_accuracy
-    from gancourse.models import ConditionalGAN
 
-    if not isinstance(trainer.gan, ConditionalGAN):
-        raise CheckFailed(f"trainer.gan is a {type(trainer.gan).__name__}; build it with ConditionalGAN(G, D, ...), "
-                          "the GAN step that passes labels to both networks.")
+    if not getattr(trainer.gan, "conditional", False):
+        raise CheckFailed(f"trainer.gan is an unconditional {type(trainer.gan).__name__}; build it with "
+                          "AdversarialGAN(G, D, ...) from conditional networks (G and D with num_classes), "
+                          "so the step passes labels to both.")
     if trainer.step == 0:
         raise CheckFailed("the trainer has not trained yet: call trainer.fit() first")
     finite = all(math.isfinite(v) for r in trainer.history.records for k, v in r.items() if k.startswith("loss"))
@@ -250,7 +250,7 @@ def check_trained_conditional_gan(trainer, min_accuracy: float | None = None) ->
         warnings.simplefilter("ignore")
         classifier = feature_classifier(data.name, size, device="cpu")
     labels = torch.arange(500) % trainer.gan.num_classes
-    samples = trainer.sample(500)  # asks for the labels 0, 1, ..., C-1, 0, 1, ...
+    samples = trainer.sample(500, labels=labels)
     accuracy = class_accuracy(samples, labels, classifier)
     chance = 1 / trainer.gan.num_classes
     if min_accuracy is not None and accuracy < min_accuracy:

@@ -3,6 +3,7 @@
 G reads the class label as a one-hot (or learned embedding) vector concatenated to z. D reads it
 either as one-hot feature maps stacked onto the image ("concat", Mirza & Osindero's form) or through
 a class embedding projected onto its last features ("projection", Miyato & Koyama 2018).
+The training loop is `gancourse.train.AdversarialGAN`, which passes labels to both networks.
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancourse.models.dcgan import DCGANDiscriminator, DCGANGenerator
-from gancourse.train.gan import ClassicGAN, frozen
 
 DISCRIMINATOR_MODES = ("concat", "projection")
 
@@ -106,64 +106,3 @@ class ConditionalDCGANDiscriminator(nn.Module):
             return self.body.logit(self.body.features(x)).flatten()
         h = self.body.features(x)
         return self.body.logit(h).flatten() + (self.embed(y) * h.flatten(1)).sum(dim=1)
-
-
-class ConditionalGAN(ClassicGAN):
-    """The GAN algorithm with labels: D judges (image, label) pairs, G must make images of the asked class.
-
-    Real pairs come from the data; fake pairs use labels drawn uniformly over the classes. Same
-    options, losses and metrics as `ClassicGAN`.
-    """
-
-    def __init__(self, G: nn.Module, D: nn.Module, **options):
-        g_classes, d_classes = getattr(G, "num_classes", None), getattr(D, "num_classes", None)
-        if g_classes is None or g_classes != d_classes:
-            raise ValueError(f"G and D must be conditional networks built for the same num_classes; "
-                             f"got G: {g_classes}, D: {d_classes}")
-        super().__init__(G, D, **options)
-        self.num_classes = g_classes
-
-    def sample_labels(self, n: int) -> torch.Tensor:
-        """n class indices drawn uniformly (global RNG, so seeded runs repeat)."""
-        return torch.randint(self.num_classes, (n,), device=self.device)
-
-    def train_step(self, ctx) -> dict[str, torch.Tensor]:
-        data_classes = getattr(ctx.data, "num_classes", None)
-        if data_classes is not None and data_classes != self.num_classes:
-            raise ValueError(f"the data has {data_classes} classes but G and D were built for "
-                             f"{self.num_classes}; build them with num_classes=data.num_classes")
-        G, D = self.nets["G"], self.nets["D"]
-        for _ in range(self.d_steps):
-            real, real_y = ctx.data.sample_with_labels(ctx.batch_size)
-            z, fake_y = self.sample_z(ctx.batch_size), self.sample_labels(ctx.batch_size)
-            with ctx.autocast():
-                fake = G(z, fake_y).detach()  # no gradient into G during D's update
-                real_logits, fake_logits = D(real, real_y), D(fake, fake_y)
-                loss_d = self.d_loss(real_logits, fake_logits)
-            ctx.optimize(loss_d, self.opts["D"])
-
-        z, y = self.sample_z(ctx.batch_size), self.sample_labels(ctx.batch_size)
-        with frozen(D), ctx.autocast():  # the graph runs through D to G, but D's weights need no grads
-            loss_g = self.g_loss(D(G(z, y), y))
-        ctx.optimize(loss_g, self.opts["G"])
-        return {"loss_D": loss_d, "loss_G": loss_g,
-                "D_real": torch.sigmoid(real_logits.detach().float()).mean(),
-                "D_fake": torch.sigmoid(fake_logits.detach().float()).mean()}
-
-    def generate(self, n: int, generator_net: nn.Module | None = None, rng: torch.Generator | None = None,
-                 labels: torch.Tensor | int | None = None) -> torch.Tensor:
-        """n samples without gradients; labels default to 0, 1, ..., C-1, 0, 1, ... so that a grid
-        with C columns (e.g. 100 samples of 10 classes) shows one class per column."""
-        net = generator_net if generator_net is not None else self.generator
-        if labels is None:
-            labels = torch.arange(n) % self.num_classes
-        elif isinstance(labels, int):
-            labels = torch.full((n,), labels)
-        labels = check_labels(labels, self.num_classes, n, self.device)
-        with torch.no_grad():
-            return net(self.sample_z(n, generator=rng), labels)
-
-    def sample_class(self, y: int, n: int = 16, generator_net: nn.Module | None = None,
-                     rng: torch.Generator | None = None) -> torch.Tensor:
-        """n samples of class `y` (e.g. to sweep z with the class held fixed)."""
-        return self.generate(n, generator_net=generator_net, rng=rng, labels=int(y))

@@ -1,5 +1,7 @@
-"""WGAN, WGAN-GP and friends (lesson 04): a critic without BatchNorm, spectral normalisation, and one
-GAN whose objective is picked by name.
+"""WGAN, WGAN-GP and friends (lesson 04): a critic without BatchNorm, and spectral normalisation.
+
+The training loop is `gancourse.train.AdversarialGAN` with objective="wgan-gp" (or "wgan-clip",
+"spectral-norm", ...); this file holds the networks only.
 
 Arjovsky et al. 2017 (arXiv 1701.07875) train a critic f to estimate W1 = sup over 1-Lipschitz f of
 E[f(x)] - E[f(G(z))], keeping f Lipschitz by clipping its weights. Gulrajani et al. 2017 (arXiv
@@ -19,12 +21,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
-from gancourse import losses
 from gancourse.models.dcgan import _check_positive, _num_doublings, dcgan_init_
-from gancourse.train.gan import GAN, frozen
 
 CRITIC_NORMS = ("layer", "none")
-OPTIMIZERS = ("adam", "rmsprop")
 
 
 class DCGANCritic(nn.Module):
@@ -85,93 +84,3 @@ def spectral_normalize(module: nn.Module, n_power_iterations: int = 1) -> nn.Mod
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)) and not parametrize.is_parametrized(m, "weight"):
             spectral_norm(m, n_power_iterations=n_power_iterations)
     return module
-
-
-class WassersteinGAN(GAN):
-    """The WGAN training loop (Arjovsky et al. 2017, Algorithm 1), with the objective picked by name.
-
-    Per step: n_critic critic updates, each on a fresh real batch and fresh fakes, adding the gradient
-    penalty and the drift penalty when asked and clipping the critic's weights after the update when
-    asked; then one generator update with the critic frozen. objective is one of
-    `losses.OBJECTIVES` ("wgan-gp" by default, "wgan-clip", "spectral-norm", "hinge", "lsgan",
-    "nonsaturating") or a `losses.Objective`, so all six train on the same loop and data.
-
-    Arguments left as None take the objective's published recipe: n_critic; lr (both nets; lr_g /
-    lr_d override one); betas (Adam); gp_weight (the objective's weight when it uses a penalty,
-    else none; any value > 0 adds the penalty to any objective, 0 removes it); clip (a positive
-    bound, or 0 / False for none). drift adds ProGAN's drift penalty with that weight. A
-    spectral-norm objective normalises D's layers in place.
-
-    Metrics: loss_D (the objective's critic loss, penalties logged apart), loss_G, W1 (E f(x) -
-    E f(G(z)) on the last critic batch), GP (the weighted penalty, when used), D_real / D_fake (mean
-    scores; probabilities for the "nonsaturating" objective, whose D outputs logits).
-    """
-
-    def __init__(self, G: nn.Module, D: nn.Module, *, objective: str | losses.Objective = "wgan-gp",
-                 n_critic: int | None = None, lr: float | None = None, lr_g: float | None = None,
-                 lr_d: float | None = None, betas: tuple[float, float] | None = None,
-                 gp_weight: float | None = None, drift: float = 0.0, clip: float | None = None):
-        super().__init__()
-        obj = losses.objective(objective)
-        self.objective = obj
-        self.n_critic = obj.n_critic if n_critic is None else n_critic
-        if isinstance(self.n_critic, bool) or not isinstance(self.n_critic, int) or self.n_critic < 1:
-            raise ValueError(f"n_critic must be a positive int; got {self.n_critic!r}")
-        self.gp_weight = (obj.gp_weight if obj.gradient_penalty else 0.0) if gp_weight is None else float(gp_weight)
-        self.clip = obj.clip if clip is None else (float(clip) if clip else None)
-        if self.gp_weight < 0 or drift < 0 or (self.clip is not None and self.clip < 0):
-            raise ValueError(f"gp_weight, drift and clip must not be negative; got gp_weight={self.gp_weight}, "
-                             f"drift={drift}, clip={self.clip}")
-        self.drift = float(drift)
-        if obj.optimizer not in OPTIMIZERS:
-            raise ValueError(f"objective {obj.name!r} asks for optimizer {obj.optimizer!r}; use one of {OPTIMIZERS}")
-        if obj.spectral_norm:
-            spectral_normalize(D)
-
-        self.nets = {"G": G, "D": D}
-        lr = obj.lr if lr is None else lr
-        betas = obj.betas if betas is None else betas
-        self.opts = {"G": self._optimizer(G, lr if lr_g is None else lr_g, betas),
-                     "D": self._optimizer(D, lr if lr_d is None else lr_d, betas)}
-
-    def _optimizer(self, net: nn.Module, lr: float, betas) -> torch.optim.Optimizer:
-        if self.objective.optimizer == "rmsprop":
-            return torch.optim.RMSprop(net.parameters(), lr=lr)
-        return torch.optim.Adam(net.parameters(), lr=lr, betas=tuple(betas) if betas else (0.9, 0.999))
-
-    def train_step(self, ctx) -> dict[str, torch.Tensor]:
-        G, D = self.nets["G"], self.nets["D"]
-        obj = self.objective
-        for _ in range(self.n_critic):
-            real = ctx.data.sample(ctx.batch_size)
-            z = self.sample_z(ctx.batch_size)
-            with torch.no_grad(), ctx.autocast():  # no graph through G for the critic's update
-                fake = G(z)
-            with ctx.autocast():
-                real_scores, fake_scores = D(real).float(), D(fake).float()
-                loss_d = obj.d_loss(real_scores, fake_scores)
-            total = loss_d
-            if self.gp_weight > 0:
-                # Outside autocast, in fp32: (||grad|| - 1)^2 with ||grad|| near 1 is lost in bf16's
-                # 8-bit mantissa, and fp16 input gradients can underflow before the GradScaler sees them.
-                gp = losses.gradient_penalty(D, real.float(), fake.float(), weight=self.gp_weight)
-                total = total + gp
-            if self.drift > 0:
-                total = total + losses.drift_penalty(real_scores, self.drift)
-            ctx.optimize(total, self.opts["D"])
-            if self.clip is not None:
-                losses.clip_weights_(D, self.clip)
-
-        z = self.sample_z(ctx.batch_size)
-        with frozen(D), ctx.autocast():  # the graph runs through D to G, but D's weights need no grads
-            loss_g = obj.g_loss(D(G(z)).float())
-        ctx.optimize(loss_g, self.opts["G"])
-
-        real_scores, fake_scores = real_scores.detach(), fake_scores.detach()
-        shown = torch.sigmoid if obj.d_loss is losses.discriminator_loss else (lambda s: s)
-        metrics = {"loss_D": loss_d.detach(), "loss_G": loss_g.detach(),
-                   "W1": losses.wasserstein_estimate(real_scores, fake_scores),
-                   "D_real": shown(real_scores).mean(), "D_fake": shown(fake_scores).mean()}
-        if self.gp_weight > 0:
-            metrics["GP"] = gp.detach()
-        return metrics

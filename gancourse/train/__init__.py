@@ -1,7 +1,11 @@
 """The shared training loop: a `GAN` says what one step does, the `Trainer` runs it."""
+from gancourse.train.adversarial import AdversarialGAN
 from gancourse.train.checkpoint import CheckpointError, load_checkpoint, save_atomic
-from gancourse.train.gan import GAN, ClassicGAN
-from gancourse.train.trainer import History, NonFiniteLossError, StepContext, Trainer, standing_statistics
+from gancourse.train.ema import EMA, decay_for_half_life, standing_statistics
+from gancourse.train.gan import GAN, frozen, sampling_mode
+from gancourse.train.precision import Precision, choose_dtype, cpu_has_bf16, cuda_has_bf16
+from gancourse.train.trainer import History, NonFiniteLossError, StepContext, Trainer
 
-__all__ = ["GAN", "ClassicGAN", "Trainer", "History", "StepContext", "NonFiniteLossError",
-           "CheckpointError", "standing_statistics", "load_checkpoint", "save_atomic"]
+__all__ = ["GAN", "AdversarialGAN", "Trainer", "History", "StepContext", "NonFiniteLossError", "EMA",
+           "Precision", "choose_dtype", "cpu_has_bf16", "cuda_has_bf16", "decay_for_half_life", "frozen",
+           "sampling_mode", "standing_statistics", "CheckpointError", "load_checkpoint", "save_atomic"]

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 FORMAT = "gancourse-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: EMA of named networks, a loss scaler per optimiser, LR schedulers
 
 
 class CheckpointError(RuntimeError):
@@ -53,6 +53,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if state.get("version", 0) > VERSION:
         raise CheckpointError(f"{path} was written by a newer gancourse (format {state['version']}); "
                               "upgrade gancourse to read it.")
+    if state.get("version", 0) < VERSION:
+        raise CheckpointError(f"{path} was written by an older gancourse (format {state.get('version')}), whose "
+                              f"EMA and loss scaling this version stores differently. {fix}")
     return state
 
 

@@ -1,22 +1,21 @@
 """The one training loop every lesson uses."""
 from __future__ import annotations
 
-import copy
 import math
 import signal
 import threading
 import time
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from gancourse.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
-from gancourse.train.gan import GAN
-from gancourse.utils import describe_device, pick_device, seed_everything, smoke_mode
+from gancourse.train.ema import EMA, decay_for_half_life, standing_statistics
+from gancourse.train.gan import GAN, as_rng
+from gancourse.train.precision import Precision, choose_dtype
+from gancourse.utils import describe_device, is_main_process, pick_device, seed_everything, smoke_mode
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -25,30 +24,39 @@ class NonFiniteLossError(FloatingPointError):
 
 @dataclass
 class StepContext:
-    """What a `GAN.train_step` gets from the Trainer: data, batch size, step and precision tools."""
+    """What a `GAN.train_step` gets from the Trainer: data, batch size, how far training has gone,
+    and the precision tools (`autocast()`, `optimize(loss, optimizer)`).
+
+    total_steps / seconds: the budget (either may be None); `fraction` is the share of it spent
+    before this step, in [0, 1], for schedules such as a learning-rate decay or a fade-in.
+    """
 
     data: object
     batch_size: int
     step: int
     device: torch.device
-    amp_dtype: torch.dtype | None = None
-    scaler: torch.amp.GradScaler | None = None
+    precision: Precision = field(default_factory=Precision)
+    total_steps: int | None = None
+    seconds: float | None = None
+    elapsed: float = 0.0
+    optimizer_names: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def fraction(self) -> float:
+        """How much of the budget is spent: step / total_steps, or elapsed / seconds (the larger)."""
+        done = [self.step / self.total_steps] if self.total_steps else []
+        if self.seconds:
+            done.append(self.elapsed / self.seconds)
+        return min(1.0, max(done)) if done else 0.0
 
     def autocast(self):
-        """Mixed precision on CUDA (bf16 where supported, else fp16 with loss scaling); a no-op elsewhere."""
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        """Mixed precision inside the block where the Trainer chose it (see train/precision.py); else a no-op."""
+        return self.precision.autocast()
 
     def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, retain_graph: bool = False):
-        """Zero the optimiser's gradients, back-propagate `loss` and take one step."""
-        optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward(retain_graph=retain_graph)
-            self.scaler.step(optimizer)
-        else:
-            loss.backward(retain_graph=retain_graph)
-            optimizer.step()
+        """Zero the optimiser's gradients, back-propagate `loss` and take one step (loss-scaled in fp16)."""
+        name = self.optimizer_names.get(id(optimizer), f"optimizer-{id(optimizer)}")
+        self.precision.optimize(loss, optimizer, name, retain_graph=retain_graph)
 
 
 @dataclass
@@ -87,36 +95,45 @@ class History:
 
 
 class Trainer:
-    """Runs a `GAN` for a step and/or time budget, with checkpoints, EMA, AMP and callbacks.
+    """Runs a `GAN` for a step and/or time budget, with checkpoints, EMA, mixed precision and callbacks.
 
     steps: train until this many steps in total (a resumed run continues up to it).
     seconds: stop after this much wall time in this call to `fit`.
     checkpoint_dir: where `checkpoint.pt` is written every `checkpoint_every` steps, at the end and
         on interrupt; None turns checkpoints off.
-    ema: decay of an exponential moving average of G (e.g. 0.999); `trainer.sample` then uses it.
-        Only the weights are averaged. At the end of every `fit` (and after `load`) the EMA copy's
-        BatchNorm statistics are re-measured on its own activations ("standing statistics", see
-        `standing_statistics`), so it can also be run in eval mode.
+    ema: decay of an exponential moving average of the GAN's generators (e.g. 0.999), or
+    ema_half_life: the same given as a half-life in images (StyleGAN's convention; 10_000 at batch
+        32 is a decay of 0.9978). `trainer.sample` then uses the average. ema_nets: which networks
+        to average (default: the family's `generator_names`, e.g. both generators of a CycleGAN).
     seed: reseed every generator at the start of a fresh run (None leaves the RNG as it is).
-    amp: mixed precision (autocast). None (default): on CUDA (bf16, or fp16 with loss scaling), and
-        bf16 for image data on a CPU with native bf16 instructions (AVX512-BF16 or AMX), where a DCGAN
-        step measured 1.7x faster (benchmarks/README.md); off elsewhere. False: always fp32.
+    amp: mixed precision. None (default): native bf16 on CUDA GPUs that have it (Ampere and newer),
+        fp16 with loss scaling on older ones (a T4, a V100); bf16 for image data on a CPU with native
+        bf16 instructions (AVX512-BF16 or AMX), where a DCGAN step measured 1.7x faster
+        (benchmarks/README.md); fp32 elsewhere. False: fp32. True, "bf16", "fp16": see
+        `gancourse.train.precision.choose_dtype`.
     channels_last: keep conv weights and image batches NHWC. None (default) turns it on for image
-        data on the CPU, where oneDNN's convolutions measured faster that way (benchmarks/README.md);
-        on CUDA it is opt-in.
+        data on the CPU, where oneDNN's convolutions measured faster that way; on CUDA it is opt-in.
+
+    Sampling (`sample`) follows the GAN's sampling contract (display mode: eval, no gradients); an
+    EMA generator's BatchNorm statistics are re-measured for its current weights before it is sampled
+    ("standing statistics"), since averaged weights have no statistics of their own.
     """
 
     def __init__(self, gan: GAN, data, *, steps: int | None = None, seconds: float | None = None,
-                 batch_size: int = 64, device=None, seed: int | None = None, amp: bool | None = None,
-                 ema: float | None = None, callbacks=(), log_every: int = 10,
-                 checkpoint_dir: str | Path | None = None, checkpoint_every: int = 500,
-                 progress: bool | None = None, channels_last: bool | None = None, verbose: bool = True):
+                 batch_size: int = 64, device=None, seed: int | None = None, amp: bool | str | None = None,
+                 ema: float | None = None, ema_half_life: float | None = None, ema_nets=None,
+                 callbacks=(), log_every: int = 10, checkpoint_dir: str | Path | None = None,
+                 checkpoint_every: int = 500, progress: bool | None = None, channels_last: bool | None = None,
+                 verbose: bool = True):
         if steps is None and seconds is None:
             raise ValueError("give the Trainer a budget: steps=<int>, seconds=<float>, or both")
-        if steps is not None and (not isinstance(steps, int) or steps < 1):
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
             raise ValueError(f"steps must be a positive int, got {steps!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if ema is not None and ema_half_life is not None:
+            raise ValueError("give the EMA as a decay (ema=0.999) or as a half-life in images "
+                             "(ema_half_life=10_000), not both")
         self.gan = gan
         self.max_steps = steps
         self.seconds = seconds
@@ -129,37 +146,35 @@ class Trainer:
         self.callbacks = list(callbacks)
         if progress is None:  # a live dashboard already shows progress; CI logs want no bar
             progress = not smoke_mode() and not any(getattr(cb, "shows_progress", False) for cb in callbacks)
-        self.progress = progress
-        self.verbose = verbose
+        self.progress = progress and is_main_process()
+        self.verbose = verbose and is_main_process()
         self.history = History()
         self.step = 0
         self.elapsed = 0.0  # training seconds over all fit() calls, resumes included
 
-        images = _is_image_data(data)
-        if amp is None:  # on where it measured faster: CUDA, and image data on a CPU with bf16 instructions
-            amp = self.device.type == "cuda" or (images and self.device.type == "cpu" and cpu_has_bf16())
-        self.amp_dtype = None
-        self.scaler = None
-        if amp and self.device.type == "cuda":
-            if torch.cuda.is_bf16_supported():
-                self.amp_dtype = torch.bfloat16  # same range as fp32: no loss scaling needed
-            else:
-                self.amp_dtype = torch.float16
-                self.scaler = torch.amp.GradScaler("cuda")
-        elif amp and self.device.type == "cpu":
-            self.amp_dtype = torch.bfloat16  # the CPU autocast type; fp16 has no fast CPU kernels
+        images = getattr(data, "kind", None) == "images"
+        kind = self.device.type if self.device.type in ("cpu", "cuda") else "cpu"
+        self.precision = Precision(kind, choose_dtype(self.device, amp, images))
         if channels_last is None:
             channels_last = images and self.device.type == "cpu"
         self.channels_last = bool(channels_last) and self.device.type in ("cpu", "cuda")
+        memory_format = torch.channels_last if self.channels_last else None
+        self.gan.to(self.device, memory_format=memory_format)
+        if hasattr(data, "to"):  # once here, so no batch changes device or layout inside a step
+            data = data.to(self.device, memory_format=memory_format) if memory_format else data.to(self.device)
+        self.data = data
 
-        self.gan.to(self.device, memory_format=torch.channels_last if self.channels_last else None)
-        self.data = data.to(self.device) if hasattr(data, "to") else data
-        if self.channels_last and images:  # once here, so no batch changes layout inside a step
-            self.data = _channels_last_copy(self.data)
+        if ema_half_life is not None:
+            ema = decay_for_half_life(ema_half_life, batch_size)
         self.ema_decay = ema
-        self.ema = None
-        self._ema_source = None
+        self.ema_nets = tuple(ema_nets) if ema_nets is not None else tuple(gan.generator_names)
+        self.ema: EMA | None = None
         self._stop_requested = False
+
+    @property
+    def amp_dtype(self) -> torch.dtype | None:
+        """The autocast dtype in use (None: fp32)."""
+        return self.precision.dtype
 
     # -- public API ---------------------------------------------------------------------------
     @property
@@ -180,9 +195,8 @@ class Trainer:
         if self.step == 0 and self.seed is not None:
             seed_everything(self.seed)
         if self.verbose:
-            print(f"gancourse: training on {describe_device(self.device)}"
-                  + (f", autocast {str(self.amp_dtype).replace('torch.', '')}" if self.amp_dtype else ""))
-        self._sync_ema()
+            print(f"gancourse: training on {describe_device(self.device)}, {self.precision.describe()}")
+        self._follow_ema()
         for cb in self.callbacks:
             _call(cb, "on_fit_start", self)
         self._run()
@@ -190,41 +204,36 @@ class Trainer:
             _call(cb, "on_fit_end", self)
         return self.history
 
-    def sample(self, n: int = 64, seed: int | None = 0) -> torch.Tensor:
-        """n generated samples on the CPU (from the EMA generator when there is one).
+    def sample(self, n: int = 64, seed: int | None = 0, **inputs) -> torch.Tensor:
+        """n generated samples on the CPU, from the EMA generators when there are any.
 
-        With a seed, the same z is used every time, so successive calls show G's progress. The
-        global RNG and BatchNorm's stored statistics are left untouched, so looking at samples never
-        changes the training run. G runs as it trains (train mode: BatchNorm uses the batch's statistics).
+        With a seed, the same z is used every time, so successive calls show G's progress; the
+        global RNG is never touched. `inputs` go to the GAN's `generate` (labels=..., z=..., ...).
         """
-        rng = torch.Generator().manual_seed(seed) if seed is not None else None
-        devices = [self.device] if self.device.type == "cuda" else []
-        net = self.ema.module if self.ema else self.gan.generator
-        with torch.random.fork_rng(devices=devices), _statistics_kept(net):
-            return self.gan.generate(n, generator_net=net, rng=rng).float().cpu()
+        return self.gan.generate(n, rng=seed, net=self.sampling_nets(), data=self.data, **inputs).float().cpu()
 
-    def refresh_ema_statistics(self, batches: int | None = None, size: int = 256) -> None:
-        """Re-measure the BatchNorm statistics of the EMA generator (no-op without EMA or BatchNorm)."""
+    def sampling_nets(self) -> dict[str, torch.nn.Module]:
+        """The generators that `sample` runs: the EMA copies (statistics re-measured) or the live ones."""
         if self.ema is None:
-            return
-        if batches is None:
-            batches = 2 if smoke_mode() else 20
-        standing_statistics(self.gan, self.ema.module, batches=batches, size=size)
+            return {name: self.gan.nets[name] for name in self.gan.generator_names}
+        self.ema.refresh_statistics(self._measure_statistics)
+        return {**{name: self.gan.nets[name] for name in self.gan.generator_names}, **self.ema.nets}
 
-    def save(self, path: str | Path | None = None) -> Path:
-        """Write a checkpoint atomically (default: checkpoint_dir/checkpoint.pt)."""
+    def save(self, path: str | Path | None = None) -> Path | None:
+        """Write a checkpoint atomically (default: checkpoint_dir/checkpoint.pt); only the main process writes."""
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None:
             raise ValueError("no checkpoint_dir was given; pass a path to save()")
+        if not is_main_process():
+            return None
         return save_atomic({
             "step": self.step, "elapsed": self.elapsed, "gan_class": type(self.gan).__qualname__,
             "gan": self.gan.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
-            "history": self.history.state_dict(), "rng": rng_state(),
-            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "history": self.history.state_dict(), "rng": rng_state(), "precision": self.precision.state_dict(),
         }, path)
 
     def load(self, path: str | Path) -> None:
-        """Restore networks, optimisers, EMA, history and RNG from a checkpoint."""
+        """Restore networks, optimisers, schedulers, EMA, history, loss scales and RNG from a checkpoint."""
         state = load_checkpoint(path, map_location=self.device)
         if state["gan_class"] != type(self.gan).__qualname__:
             raise ValueError(f"{path} holds a {state['gan_class']} but this Trainer trains a "
@@ -234,11 +243,9 @@ class Trainer:
         self.step, self.elapsed = state["step"], state["elapsed"]
         self.history.load_state_dict(state["history"])
         if state["ema"] is not None:
-            self._sync_ema(force=True)
+            self._follow_ema()
             self.ema.load_state_dict(state["ema"])
-            self.refresh_ema_statistics()
-        if self.scaler is not None and state["scaler"] is not None:
-            self.scaler.load_state_dict(state["scaler"])
+        self.precision.load_state_dict(state.get("precision"))
         set_rng_state(state["rng"])
         if self.verbose:
             print(f"gancourse: resumed from {path} at step {self.step}")
@@ -255,15 +262,17 @@ class Trainer:
         last_saved_step = None
         try:
             while not self._budget_spent(start):
-                ctx = StepContext(self.data, self.batch_size, self.step, self.device, self.amp_dtype, self.scaler)
+                ctx = StepContext(self.data, self.batch_size, self.step, self.device, self.precision,
+                                  self.max_steps, self.seconds, time.perf_counter() - start,
+                                  {id(opt): name for name, opt in self.gan.opts.items()})
                 self.gan.schedule(ctx)
-                self._sync_ema()  # the schedule may have replaced G (ProGAN growth)
+                self._follow_ema()  # the schedule may have replaced a network (a growth step)
                 metrics = self.gan.train_step(ctx)
-                if self.scaler is not None:
-                    self.scaler.update()
+                for scheduler in self.gan.schedulers.values():
+                    scheduler.step()
                 self.step += 1
                 if self.ema is not None:
-                    self.ema.update_parameters(self.gan.generator)
+                    self.ema.update(self.gan.nets)
                 self.elapsed = elapsed_before + time.perf_counter() - start
 
                 logging = self.step % self.log_every == 0
@@ -288,11 +297,9 @@ class Trainer:
         finally:
             restore()
             bar.close()
-        self.refresh_ema_statistics()
         path = None
         if self.checkpoint_dir is not None:
-            fresh = last_saved_step == self.step and self.ema is None  # else the EMA's statistics just changed
-            path = self.checkpoint_path if fresh else self.save()
+            path = self.checkpoint_path if last_saved_step == self.step else self.save()
         if self.history.interrupted:  # always said: the user asked for it and must know how to go on
             where = f"checkpoint saved to {path}" if path else "no checkpoint_dir, so it lives in this Trainer only"
             print(f"gancourse: interrupted at step {self.step}; {where}. Call fit(resume=True) to continue.")
@@ -316,16 +323,26 @@ class Trainer:
             f"{name} became {value} at step {self.step}; training stopped. {keep} "
             "Lower the learning rate or check the data range ([-1, 1]), then fit(resume=True).")
 
-    def _sync_ema(self, force: bool = False) -> None:
+    def _follow_ema(self) -> None:
         if self.ema_decay is None:
             return
-        generator = self.gan.generator
-        if force or self._ema_source is not generator:
-            # use_buffers=False: average the weights only. Averaging BatchNorm's running statistics
-            # too would give statistics of many past generators, none of which is the average one.
-            self.ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay),
-                                     use_buffers=False)
-            self._ema_source = generator
+        if self.ema is None:
+            self.ema = EMA(self.gan.nets, self.ema_nets, self.ema_decay)
+        else:
+            self.ema.follow(self.gan.nets)
+
+    def _measure_statistics(self, name: str, net: torch.nn.Module, batches: int | None = None,
+                            size: int = 256) -> int:
+        """Standing statistics for one EMA generator, on inputs from the GAN's sampling contract."""
+        if batches is None:
+            batches = 2 if smoke_mode() else 20
+        device = next(net.parameters()).device
+
+        def inputs(n: int, rng: torch.Generator) -> tuple:
+            return self.gan.generator_inputs(n, rng=as_rng(rng), device=device, data=self.data,
+                                             **self.gan.sampling_inputs(name))
+
+        return standing_statistics(net, inputs, batches=batches, size=size)
 
     def _install_interrupt_handler(self):
         """First Ctrl-C / kernel interrupt: finish the step, save, stop. A second one: stop now."""
@@ -341,79 +358,6 @@ class Trainer:
 
         signal.signal(signal.SIGINT, handler)
         return lambda: signal.signal(signal.SIGINT, previous)
-
-
-@torch.no_grad()
-def standing_statistics(gan: GAN, net: torch.nn.Module | None = None, batches: int = 20, size: int = 256,
-                        seed: int = 0) -> int:
-    """Re-measure the BatchNorm running statistics of `net` (default: the GAN's generator).
-
-    The statistics stored during training describe the activations of the weights at each step;
-    for an averaged (EMA) generator they describe none of them. BigGAN (Brock et al. 2018,
-    arXiv 1809.11096) re-estimates them before sampling, "standing statistics": reset every
-    BatchNorm layer, run the network in train mode on `batches` batches of fresh noise (and
-    labels, through `gan.generate`), and keep the plain average. The global RNG is untouched, so
-    calling this never changes a training run. Returns the number of BatchNorm layers updated.
-    """
-    net = gan.generator if net is None else net
-    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-             and m.track_running_stats]
-    if not norms:
-        return 0
-    momenta = [m.momentum for m in norms]
-    was_training = net.training
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # None: a cumulative average over the batches below
-    net.train()
-    rng = torch.Generator().manual_seed(seed)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            for _ in range(batches):
-                gan.generate(size, generator_net=net, rng=rng)
-    finally:
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-        net.train(was_training)
-    return len(norms)
-
-
-@contextmanager
-def _statistics_kept(net: torch.nn.Module):
-    """Run `net` in train mode without BatchNorm updating its running statistics (momentum 0)."""
-    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in norms]
-    for m in norms:
-        m.momentum = 0.0
-    try:
-        yield net
-    finally:
-        for m, (momentum, count) in zip(norms, saved):
-            m.momentum = momentum
-            if count is not None:
-                m.num_batches_tracked.copy_(count)
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 autocast is slower."""
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError:  # private helpers renamed in a future torch: stay in fp32
-        return False
-
-
-def _is_image_data(data) -> bool:
-    x = getattr(data, "x", None)
-    return torch.is_tensor(x) and x.dim() == 4
-
-
-def _channels_last_copy(data):
-    """A shallow copy of `data` whose image tensor `x` is stored NHWC (the caller's object is untouched)."""
-    if data.x.is_contiguous(memory_format=torch.channels_last):
-        return data
-    data = copy.copy(data)
-    data.x = data.x.contiguous(memory_format=torch.channels_last)
-    return data
 
 
 def _call(callback, method: str, *args) -> None:

@@ -30,14 +30,14 @@ GRID_TILE_PX = 48  # smallest side of one tile in the all-classes grid
 
 def class_grid(generator: Any, num_classes: int, per_class: int = 8, seed: int = 0, *,
                classes: Sequence[int] | None = None, z_dim: int | None = None,
-               generator_net: nn.Module | None = None) -> torch.Tensor:
+               net: nn.Module | None = None) -> torch.Tensor:
     """Samples of every class, row by row: (len(classes) * per_class, C, H, W) on the CPU.
 
     Row i holds `classes[i]` (default 0..num_classes-1); column j uses the same z in every row, so
     what changes down a column is the class alone and what changes along a row is the style.
     """
     _check_count("num_classes", num_classes, 2)
-    source = sampling.resolve(generator, generator_net, z_dim=z_dim, num_classes=num_classes)
+    source = sampling.resolve(generator, net, z_dim=z_dim, num_classes=num_classes)
     return _class_rows(source, num_classes, per_class, seed, classes)
 
 
@@ -117,8 +117,8 @@ class ClassState:
 class ClassPicker(_SyncedView):
     """Pick a class of a conditional generator G(z, y), resample its z batch, and sweep z with y fixed.
 
-    Takes a ConditionalGAN (its generator, or `generator_net`, e.g. trainer.ema.module) or a
-    conditional generator module with .z_dim. interactive=False builds no widgets: `show()` writes
+    Takes a Trainer (its EMA generator), a conditional GAN (its generator, or `net`, e.g.
+    trainer.ema["G"]) or a conditional generator module with .z_dim. interactive=False builds no widgets: `show()` writes
     <name>_grid.png (all classes) and <name>_sweep.png. None picks False in smoke mode, else True.
     """
 
@@ -126,10 +126,10 @@ class ClassPicker(_SyncedView):
 
     def __init__(self, gan_or_generator: Any, num_classes: int, *, class_names: Sequence[str] | None = None,
                  interactive: bool | None = None, seed: int = 0, n: int = 16, sweep_steps: int = 8,
-                 lesson: str | None = None, name: str = "classes", generator_net: nn.Module | None = None,
+                 lesson: str | None = None, name: str = "classes", net: nn.Module | None = None,
                  z_dim: int | None = None) -> None:
         self.num_classes = _check_count("num_classes", num_classes, 2)
-        self.source = sampling.resolve(gan_or_generator, generator_net, z_dim=z_dim, num_classes=num_classes)
+        self.source = sampling.resolve(gan_or_generator, net, z_dim=z_dim, num_classes=num_classes)
         if class_names is None:
             class_names = [str(i) for i in range(num_classes)]
         self.class_names = [str(c) for c in class_names]
@@ -151,7 +151,7 @@ class ClassPicker(_SyncedView):
 
     @property
     def generator(self) -> nn.Module:
-        """The network the pictures come from (the GAN's generator, or generator_net)."""
+        """The network the pictures come from (the GAN's generator, or net)."""
         return self.source.net
 
     # -- pictures ------------------------------------------------------------------------------

@@ -183,10 +183,8 @@ class Dashboard:
         return {k: merged[k] for k in keys if k in merged}
 
     def _current_samples(self, trainer: Any) -> torch.Tensor:
-        """n_samples from the generator, from fixed noise, leaving the training RNG stream untouched."""
-        with plots.preserved_rng(getattr(trainer, "device", None)), torch.no_grad():
-            torch.manual_seed(SAMPLE_SEED)
-            return trainer.sample(self.n_samples)
+        """n_samples from fixed noise through the Trainer's sampling contract (the training RNG is untouched)."""
+        return trainer.sample(self.n_samples, seed=SAMPLE_SEED)
 
     def curves_figure(self, trainer: Any, size: tuple[float, float] = (5.0, 4.4), dpi: float = 80) -> Figure:
         """The two-panel curves figure (a bare Figure: no pyplot state, nothing to close)."""

@@ -135,8 +135,8 @@ class LatentExplorer(_SyncedView):
 
     def __init__(self, generator: Any, *, z_dim: int | None = None, interactive: bool | None = None,
                  seed: int = 0, steps: int = 9, lesson: str | None = None, name: str = "latent",
-                 generator_net: nn.Module | None = None) -> None:
-        self.source = sampling.resolve(generator, generator_net, z_dim=z_dim)
+                 net: nn.Module | None = None) -> None:
+        self.source = sampling.resolve(generator, net, z_dim=z_dim)
         self.z_dim = self.source.z_dim
         self.steps = _check_count("steps", steps, 2)
         self.state = LatentState(self.z_dim, seed=seed)
@@ -152,7 +152,7 @@ class LatentExplorer(_SyncedView):
 
     @property
     def generator(self) -> nn.Module:
-        """The network the pictures come from (the GAN's generator, or generator_net)."""
+        """The network the pictures come from (the GAN's generator, or net)."""
         return self.source.net
 
     # -- pictures ------------------------------------------------------------------------------

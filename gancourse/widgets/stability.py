@@ -4,7 +4,7 @@ Pick an objective (non-saturating, LSGAN, hinge, WGAN with clipping, WGAN-GP, sp
 learning rate, n_critic, a step budget and a seed, and train a fresh small MLP GAN on ring8. The
 picture shows modes covered and the share of high-quality samples over training for this run and,
 faintly, the runs before it, so a collapse and its cure sit on the same axes; beside them, the final
-samples over the data. Training goes through the course's own `WassersteinGAN` and `Trainer`, so
+samples over the data. Training goes through the course's own `AdversarialGAN` and `Trainer`, so
 what the lab shows is what the lesson's code does.
 
 `StabilityLab.run(...)` is the programmatic path (notebooks, smoke runs); the Train button calls the
@@ -27,8 +27,7 @@ from matplotlib.figure import Figure
 from gancourse import losses
 from gancourse.metrics.toy import CoverageTracker, ModeCoverage, mode_coverage
 from gancourse.models.mlp import MLPDiscriminator, MLPGenerator
-from gancourse.models.wgan import WassersteinGAN
-from gancourse.train import NonFiniteLossError, Trainer
+from gancourse.train import AdversarialGAN, NonFiniteLossError, Trainer
 from gancourse.utils import save_png as _write, smoke_mode
 from gancourse.widgets import plots
 from gancourse.widgets.view import _add_class, _interactive_default
@@ -291,10 +290,10 @@ class StabilityLab:
                 self.button.disabled = False
         return result
 
-    def _build_gan(self, objective: str, lr: float, n_critic: int) -> WassersteinGAN:
+    def _build_gan(self, objective: str, lr: float, n_critic: int) -> AdversarialGAN:
         G = MLPGenerator(z_dim=self.z_dim, out_shape=(2,), hidden=self.hidden, depth=self.depth)
         D = MLPDiscriminator((2,), hidden=self.hidden, depth=self.depth)
-        return WassersteinGAN(G, D, objective=objective, lr=lr, n_critic=n_critic)
+        return AdversarialGAN(G, D, objective=objective, lr=lr, n_critic=n_critic)
 
     def _score(self, samples: torch.Tensor) -> ModeCoverage:
         return mode_coverage(samples, self.data.centers, self.data.sigma)
