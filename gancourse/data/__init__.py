@@ -1,12 +1,26 @@
-"""Data sets for the course: `load(name, ...)` returns one in-memory tensor that is sampled by index.
+"""Data sets for the course: `load(name, ...)` returns a sampler with one small protocol.
+
+Every sampler has `kind` ("points" or "images"), `shape`, `num_classes`, `classes`, `name`, `split`,
+`domains` (None, or ("A", "B") for two-domain sets), `device`, `len()`, `to(device, memory_format=None)`,
+`sample(n, *, domain=None)` and `sample_with_labels(n, *, domain=None)`. Samples are float32; images are
+(n, C, H, W) in [-1, 1].
+
+- InMemoryData: the whole set as one tensor on the device (images as uint8), sampled by index.
+- StreamingData: the next n samples from a torch Dataset or DataLoader, for sets too big for memory.
+- UnpairedData: two one-domain samplers, "A" and "B", for CycleGAN-style translation.
 
 Built in: "ring8", "grid25" (2-D mixtures with known modes), "digits" (scikit-learn's bundled digits,
-offline), "mnist" and "fashion-mnist" (torchvision, downloaded once). Add more with `@register(name)`.
+offline), "mnist", "fashion-mnist", "cifar10", "celeba" (torchvision, downloaded once), "folder" (any
+folder of images) and "unpaired" (trainA/trainB/testA/testB folders). Add more with `@register(name)`.
 """
 from gancourse.data.dataset import InMemoryData
 from gancourse.data.registry import DatasetUnavailableError, UnknownDatasetError, available, load, register
+from gancourse.data.streaming import StreamingData
+from gancourse.data.unpaired import UnpairedData
 from gancourse.data.mixtures import MixtureData  # noqa: E402  (importing registers ring8, grid25)
-from gancourse.data import images  # noqa: E402,F401  (importing registers digits, mnist, fashion-mnist)
+from gancourse.data import images  # noqa: E402,F401  (registers digits, mnist, fashion-mnist, cifar10)
+from gancourse.data import folders  # noqa: E402,F401  (registers folder, unpaired)
+from gancourse.data import celeba  # noqa: E402,F401  (registers celeba)
 
-__all__ = ["DatasetUnavailableError", "InMemoryData", "MixtureData", "UnknownDatasetError", "available", "load",
-           "register"]
+__all__ = ["DatasetUnavailableError", "InMemoryData", "MixtureData", "StreamingData", "UnknownDatasetError",
+           "UnpairedData", "available", "load", "register"]

@@ -1,4 +1,8 @@
-"""InMemoryData: a whole data set held as one tensor, sampled by index (no per-sample Python)."""
+"""InMemoryData: a whole data set held as one tensor on one device, sampled by index (no per-sample Python).
+
+Images are stored as uint8 (N, C, H, W), 0..255 standing for [-1, 1], a quarter of the memory of float32,
+and each sampled batch is converted to float32 in [-1, 1]. Points (N, D) are stored as float32.
+"""
 from __future__ import annotations
 
 import copy
@@ -6,6 +10,9 @@ import numbers
 from collections.abc import Sequence
 
 import torch
+
+# Float images may stray this far outside [-1, 1] (resampling round-off) before we call them wrong.
+RANGE_TOLERANCE = 1e-3
 
 
 def check_positive_int(value, what: str, *, minimum: int = 1) -> int:
@@ -25,11 +32,60 @@ def check_split(name: str, split: str, allowed: Sequence[str]) -> str:
     return split
 
 
-class InMemoryData:
-    """A data set that lives as one tensor `x` (N, ...) with optional labels `y` (N,) on one device.
+def check_no_domain(name: str, domain) -> None:
+    """One-domain sets take no `domain=`; say where a domain does belong."""
+    if domain is not None:
+        raise ValueError(f"{name} has one domain, so sample(n) takes no domain=; got domain={domain!r}. "
+                         "domain='A' or 'B' picks a side of a two-domain set such as load('unpaired', path=...).")
 
-    `kind` is "points" for (N, D) vectors and "images" for (N, C, H, W) images in [-1, 1].
+
+def check_memory_format(memory_format, kind: str, name: str):
+    """Accept None or a torch.memory_format; a 4-D layout such as channels_last only suits images."""
+    if memory_format is None:
+        return None
+    if not isinstance(memory_format, torch.memory_format):
+        raise TypeError(f"memory_format must be None or a torch.memory_format such as torch.channels_last; "
+                        f"got {memory_format!r}.")
+    if kind != "images" and memory_format not in (torch.contiguous_format, torch.preserve_format):
+        raise ValueError(f"{name} holds points, and {memory_format} only applies to image batches (N, C, H, W); "
+                         "pass memory_format=None for points.")
+    return memory_format
+
+
+def images_to_uint8(x: torch.Tensor, name: str = "images") -> torch.Tensor:
+    """Quantise images to uint8 once: float in [-1, 1] -> round((x + 1) * 127.5); uint8 passes through."""
+    if x.dtype == torch.uint8:
+        return x.contiguous()
+    if not x.is_floating_point():
+        raise TypeError(f"{name}: images must be uint8 (0..255) or float in [-1, 1]; got dtype {x.dtype}. "
+                        "Convert with x.to(torch.uint8) for 0..255 pixels.")
+    check_image_range(x, name)
+    return ((x.float() + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def check_image_range(x: torch.Tensor, name: str) -> None:
+    """Float images must lie in [-1, 1]; anything else is a scaling mistake the user should hear about."""
+    low, high = (float(v) for v in x.aminmax())
+    if not (low >= -1 - RANGE_TOLERANCE and high <= 1 + RANGE_TOLERANCE):  # also catches NaN
+        raise ValueError(f"{name}: float images must lie in [-1, 1]; got values in [{low:.3g}, {high:.3g}]. "
+                         "Rescale 0..255 pixels with x / 127.5 - 1 and [0, 1] pixels with x * 2 - 1.")
+
+
+def uint8_to_images(u8: torch.Tensor, memory_format=None) -> torch.Tensor:
+    """Decode a uint8 batch to float32 in [-1, 1] (0 -> -1, 255 -> 1) in the requested memory layout."""
+    if memory_format is not None:
+        u8 = u8.contiguous(memory_format=memory_format)  # cheap on uint8; float ops keep the layout
+    return u8.float() / 127.5 - 1
+
+
+class InMemoryData:
+    """A data set that lives as one tensor (N, ...) with optional labels `y` (N,) on one device.
+
+    `kind` is "points" for (N, D) float vectors and "images" for (N, C, H, W) images, stored as uint8
+    and returned by `sample` as float32 in [-1, 1]. `x` and `images` may be float in [-1, 1] or uint8.
     """
+
+    domains = None  # one domain; UnpairedData has ("A", "B")
 
     def __init__(
         self,
@@ -64,19 +120,33 @@ class InMemoryData:
         self.name = name
         self.kind = kind
         self.split = split
-        self.x = x
+        self._stored = images_to_uint8(x, name) if kind == "images" else x.float()
         self.y = y
         self.num_classes = num_classes
         self.classes = list(classes) if classes is not None else None
+        self._memory_format = None
+
+    # --- the data --------------------------------------------------------------------------------
+    @property
+    def x(self) -> torch.Tensor:
+        """The whole set decoded: float32 in [-1, 1] for images (a new tensor each call); fine for small sets."""
+        if self.kind == "images":
+            return uint8_to_images(self._stored)
+        return self._stored
+
+    @property
+    def stored(self) -> torch.Tensor:
+        """The tensor as kept in memory: uint8 images (0..255) or float32 points."""
+        return self._stored
 
     # --- shape and place -------------------------------------------------------------------------
     def __len__(self) -> int:
-        return self.x.shape[0]
+        return self._stored.shape[0]
 
     @property
     def shape(self) -> tuple[int, ...]:
         """Shape of one row: (D,) for points, (C, H, W) for images."""
-        return tuple(self.x.shape[1:])
+        return tuple(self._stored.shape[1:])
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -87,39 +157,55 @@ class InMemoryData:
 
     @property
     def device(self) -> torch.device:
-        return self.x.device
+        return self._stored.device
 
-    def to(self, device: torch.device | str) -> InMemoryData:
-        """Return a copy whose tensors (x, y and any a subclass adds) live on `device`."""
+    def to(self, device: torch.device | str, memory_format: torch.memory_format | None = None) -> InMemoryData:
+        """Return a copy whose tensors (data, y and any a subclass adds) live on `device`.
+
+        `memory_format` (e.g. torch.channels_last) is the layout of every image batch `sample` returns;
+        the stored tensor keeps its layout. None keeps the copy's current choice (plain NCHW by default).
+        """
+        memory_format = check_memory_format(memory_format, self.kind, self.name)
         moved = copy.copy(self)
         for key, value in vars(self).items():
             if isinstance(value, torch.Tensor):
                 setattr(moved, key, value.to(device))
+        if memory_format is not None:
+            moved._memory_format = memory_format
         return moved
 
     # --- sampling --------------------------------------------------------------------------------
     def _random_rows(self, n: int) -> torch.Tensor:
         n = check_positive_int(n, "sample(n): n")
-        # Drawn on x's device from the global RNG, so seed_everything() makes runs repeatable.
-        return torch.randint(len(self), (n,), device=self.x.device)
+        # Drawn on the data's device from the global RNG, so seed_everything() makes runs repeatable.
+        return torch.randint(len(self), (n,), device=self._stored.device)
 
-    def sample(self, n: int) -> torch.Tensor:
-        """n rows of x drawn uniformly with replacement."""
-        return self.x[self._random_rows(n)]
+    def _rows(self, rows: torch.Tensor) -> torch.Tensor:
+        if self.kind == "images":
+            return uint8_to_images(self._stored[rows], self._memory_format)
+        return self._stored[rows]
 
-    def sample_with_labels(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """n rows of x and their labels, drawn together."""
+    def sample(self, n: int, *, domain: str | None = None) -> torch.Tensor:
+        """n rows drawn uniformly with replacement, float32 (images in [-1, 1]) on `device`."""
+        check_no_domain(self.name, domain)
+        return self._rows(self._random_rows(n))
+
+    def sample_with_labels(self, n: int, *, domain: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """n rows and their labels, drawn together."""
+        check_no_domain(self.name, domain)
         if self.y is None:
             raise ValueError(f"{self.name} has no labels; use .sample(n) instead of .sample_with_labels(n).")
         rows = self._random_rows(n)
-        return self.x[rows], self.y[rows]
+        return self._rows(rows), self.y[rows]
 
     # --- display ---------------------------------------------------------------------------------
     def _describe(self) -> list[str]:
         """The `key=value` parts of repr; subclasses append their own."""
-        low, high = self.x.aminmax()
+        low, high = (float(v) for v in self._stored.aminmax())
+        if self.kind == "images":
+            low, high = low / 127.5 - 1, high / 127.5 - 1
         parts = [f"name={self.name!r}", f"kind={self.kind!r}", f"split={self.split!r}", f"N={len(self)}",
-                 f"shape={self.shape}", f"range=[{float(low):.2f}, {float(high):.2f}]"]
+                 f"shape={self.shape}", f"range=[{low:.2f}, {high:.2f}]"]
         if self.num_classes is not None:
             parts.append(f"num_classes={self.num_classes}")
         parts.append(f"device={self.device}")

@@ -7,9 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from gancourse.data.dataset import InMemoryData
-
-Loader = Callable[..., InMemoryData]
+Loader = Callable[..., object]  # returns a sampler: InMemoryData, StreamingData or UnpairedData
 
 _LOADERS: dict[str, Loader] = {}
 
@@ -30,7 +28,8 @@ def _key(name: str) -> str:
 def register(name: str, *, replace: bool = False) -> Callable[[Loader], Loader]:
     """Decorator that makes `load(name, split=..., **options)` call the decorated function.
 
-    The loader takes `split` and keyword options and returns an InMemoryData on the CPU.
+    The loader takes `split` and keyword options and returns a sampler (InMemoryData, StreamingData or
+    UnpairedData) on the CPU.
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"a data set needs a non-empty name; got {name!r}.")
@@ -77,8 +76,8 @@ def _check_options(key: str, loader: Loader, options: dict) -> None:
                             "(plus device= and split=).")
 
 
-def load(name: str, *, device: torch.device | str | None = None, split: str = "train", **options) -> InMemoryData:
-    """Load a registered data set as one in-memory tensor; device=None keeps it on the CPU.
+def load(name: str, *, device: torch.device | str | None = None, split: str = "train", **options):
+    """Load a registered data set as a sampler (see gancourse.data); device=None keeps it on the CPU.
 
     `split` is "train" by default; "test" is held out where a set has one. Options go to the loader,
     e.g. load("digits", size=16) or load("ring8", n=10_000).
