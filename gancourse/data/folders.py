@@ -125,7 +125,8 @@ def load_image(path: Path, size: int, channels: int) -> np.ndarray:
         width, height = image.size
         side = min(width, height)
         left, top = (width - side) // 2, (height - side) // 2
-        image = image.resize((size, size), Image.Resampling.BILINEAR, box=(left, top, left + side, top + side))
+        # Crop before resizing: resize(box=...) would let the filter reach past the crop's edges.
+        image = image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR)
         pixels = np.asarray(image)
     return pixels[None].copy() if pixels.ndim == 2 else pixels.transpose(2, 0, 1).copy()
 
