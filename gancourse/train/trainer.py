@@ -170,6 +170,7 @@ class Trainer:
         self.ema_nets = tuple(ema_nets) if ema_nets is not None else tuple(gan.generator_names)
         self.ema: EMA | None = None
         self._stop_requested = False
+        self._fitting = False  # live views during fit measure standing statistics on fewer batches
 
     @property
     def amp_dtype(self) -> torch.dtype | None:
@@ -197,9 +198,15 @@ class Trainer:
         if self.verbose:
             print(f"gancourse: training on {describe_device(self.device)}, {self.precision.describe()}")
         self._follow_ema()
-        for cb in self.callbacks:
-            _call(cb, "on_fit_start", self)
-        self._run()
+        self._fitting = True
+        try:
+            for cb in self.callbacks:
+                _call(cb, "on_fit_start", self)
+            self._run()
+        finally:
+            self._fitting = False
+            if self.ema is not None:
+                self.ema.stale = True  # measured again, on the full budget, for the final samples
         for cb in self.callbacks:
             _call(cb, "on_fit_end", self)
         return self.history
@@ -333,9 +340,13 @@ class Trainer:
 
     def _measure_statistics(self, name: str, net: torch.nn.Module, batches: int | None = None,
                             size: int = 256) -> int:
-        """Standing statistics for one EMA generator, on inputs from the GAN's sampling contract."""
+        """Standing statistics for one EMA generator, on inputs from the GAN's sampling contract.
+
+        20 batches of 256 for final samples; 4 while training runs, so a dashboard that looks every few
+        dozen steps costs little (4 batches already give every channel thousands of values).
+        """
         if batches is None:
-            batches = 2 if smoke_mode() else 20
+            batches = 2 if smoke_mode() else (4 if self._fitting else 20)
         device = next(net.parameters()).device
 
         def inputs(n: int, rng: torch.Generator) -> tuple:
