@@ -47,7 +47,7 @@ def test_one_colour_image_makes_the_set_colour_and_channels_forces_it(tmp_path):
     assert grey.shape == (1, 8, 8)
     assert sorted(grey.stored[:, 0, 0, 0].tolist()) == [76, 100]  # PIL's luma: 0.299 * 255 = 76
     colour = data.load("folder", path=tmp_path / ".." / tmp_path.name, size=8, split="all", channels=3)
-    assert colour.shape == (3, 8, 8)
+    assert colour.shape == (3, 8, 8) and colour.name == tmp_path.name
 
 
 def test_grey_only_folder_stays_grey_unless_asked(tmp_path):
@@ -141,6 +141,7 @@ def test_corrupt_files_are_skipped_with_one_warning(tmp_path):
     message = str(caught[0].message)
     assert "skipped 2 of 6" in message and "broken.png" in message and "truncated.jpg" in message
     assert "Delete or replace" in message
+    assert caught[0].filename == __file__  # the warning points at the student's load() call
     assert len(d) == 4
 
 
@@ -209,6 +210,19 @@ def test_stream_decodes_on_demand(tmp_path):
     x, y = stream.sample_with_labels(8)
     assert x.shape == (8, 1, 8, 8) and y.shape == (8,) and x.min() >= -1
     assert stream.epochs == 1
+
+
+def test_worker_processes_decode_the_same_images(tmp_path):
+    make_classes(tmp_path, {"a": 3, "b": 3})
+    (tmp_path / "a" / "bad.png").write_bytes(b"")
+    with pytest.warns(UserWarning, match="skipped 1 of 7"):
+        here = data.load("folder", path=tmp_path, size=8, split="all", workers=0)
+    with pytest.warns(UserWarning, match="skipped 1 of 7"):
+        there = data.load("folder", path=tmp_path, size=8, split="all", workers=1)
+    assert torch.equal(here.stored, there.stored) and torch.equal(here.y, there.y)
+    stream = data.load("folder", path=tmp_path / "b", size=8, split="all", stream=True, workers=1)
+    values = ((stream.sample(3) + 1) * 127.5).round()[:, 0, 0, 0]
+    assert sorted(values.tolist()) == [0, 10, 20]  # one epoch of folder b, decoded in a worker
 
 
 def test_unknown_folder_option_suggests_the_right_one(tmp_path):

@@ -105,6 +105,8 @@ def test_memory_format_errors():
         data.load("digits", size=8, limit=5).to("cpu", memory_format="channels_last")
     with pytest.raises(ValueError, match="points"):
         data.load("ring8", n=10).to("cpu", memory_format=torch.channels_last)
+    with pytest.raises(ValueError, match="channels_last or torch.contiguous_format"):
+        data.load("digits", size=8, limit=5).to("cpu", memory_format=torch.channels_last_3d)
 
 
 def test_to_meta_moves_images_without_touching_the_original():

@@ -46,9 +46,13 @@ def check_memory_format(memory_format, kind: str, name: str):
     if not isinstance(memory_format, torch.memory_format):
         raise TypeError(f"memory_format must be None or a torch.memory_format such as torch.channels_last; "
                         f"got {memory_format!r}.")
-    if kind != "images" and memory_format not in (torch.contiguous_format, torch.preserve_format):
+    plain = (torch.contiguous_format, torch.preserve_format)
+    if kind != "images" and memory_format not in plain:
         raise ValueError(f"{name} holds points, and {memory_format} only applies to image batches (N, C, H, W); "
                          "pass memory_format=None for points.")
+    if memory_format not in (*plain, torch.channels_last):
+        raise ValueError(f"image batches are 4-D (N, C, H, W); use torch.channels_last or torch.contiguous_format, "
+                         f"not {memory_format}.")
     return memory_format
 
 

@@ -206,7 +206,7 @@ def report_unreadable(name: str, failed: list, total: int, where: Path) -> None:
         raise ValueError(f"{name}: none of the {total} image files in {where} could be read: {shown}{more}. "
                          "Check that they are images (open one in an image viewer) and not empty or truncated.")
     warnings.warn(f"{name}: skipped {len(failed)} of {total} image files in {where} that could not be read: "
-                  f"{shown}{more}. Delete or replace them to silence this warning.", UserWarning, stacklevel=4)
+                  f"{shown}{more}. Delete or replace them to silence this warning.", UserWarning, stacklevel=5)
 
 
 def read_folder_images(name: str, files: list[Path], size: int, channels: int, where: Path, *,
@@ -241,7 +241,7 @@ def folder(*, split: str = "train", path: str | Path | None = None, size: int = 
     files = [files[i] for i in order]
     labels = None if labels is None else [labels[i] for i in order]
     channels = channels or detect_channels(files)
-    name = root.name or "folder"
+    name = root.resolve().name or "folder"
     num_classes = None if classes is None else len(classes)
     if stream:
         return StreamingData(ImageFiles(files, size, channels, labels), name=name, split=split, classes=classes,
@@ -262,6 +262,7 @@ def unpaired(*, split: str = "train", path: str | Path | None = None, size: int 
     size = check_image_size("unpaired", size)
     channels = check_channels("unpaired", channels)
     root = folder_path("unpaired", path)
+    name = root.resolve().name or "unpaired"
     folders = {d: root / f"{split}{d}" for d in ("A", "B")}
     missing = [p.name for p in folders.values() if not p.is_dir()]
     if missing:
@@ -276,5 +277,5 @@ def unpaired(*, split: str = "train", path: str | Path | None = None, size: int 
     sides = {}
     for d, p in folders.items():
         images, _ = read_folder_images("unpaired", files[d], size, channels, p)
-        sides[d] = InMemoryData(images, name=f"{root.name}/{p.name}", kind="images", split=split)
-    return UnpairedData(sides["A"], sides["B"], name=root.name, split=split)
+        sides[d] = InMemoryData(images, name=f"{name}/{p.name}", kind="images", split=split)
+    return UnpairedData(sides["A"], sides["B"], name=name, split=split)
