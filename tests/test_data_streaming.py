@@ -168,6 +168,8 @@ def test_empty_and_wrong_sources_are_explained():
         StreamingData(TensorDataset(torch.zeros(0, 3, 4, 4)))
     with pytest.raises(TypeError, match="Dataset or DataLoader"):
         StreamingData(42)
+    with pytest.raises(TypeError, match=r"load\('folder', path='pics', stream=True\)"):
+        StreamingData("pics")
     with pytest.raises(ValueError, match=r"image \(C, H, W\) or a point \(D,\)"):
         StreamingData(TensorDataset(torch.zeros(3, 4, 4)))
 

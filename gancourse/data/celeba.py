@@ -71,8 +71,9 @@ def celeba(*, split: str = "train", root: str | Path | None = None, size: int = 
            limit: int | None = None, stream: bool = False, workers: int | None = None):
     """CelebA celebrity faces (162,770 train / 19,867 valid / 19,962 test), 3 x size x size, unlabelled.
 
-    The first load decodes the JPEGs (with `workers` processes) and caches them beside the files;
-    stream=True returns a StreamingData that decodes on demand, for sizes that do not fit in memory.
+    The first load decodes the JPEGs (with `workers` processes) and caches them beside the files as
+    celeba/gancourse-<split>-<size>px-<limit>.pt (delete those to decode again); stream=True returns a
+    StreamingData that decodes on demand, for sizes that do not fit in memory.
     """
     from torchvision.datasets import CelebA
 

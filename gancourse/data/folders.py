@@ -6,7 +6,6 @@ and shapes are fine. channels=None gives colour (3) when any image is stored in 
 """
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 

@@ -114,6 +114,9 @@ class StreamingData:
                 raise ValueError(f"{name}: {', '.join(given)} belong to your DataLoader when you pass one; "
                                  "set them there, or pass the Dataset and let StreamingData build the loader.")
             dataset = source.dataset
+        elif isinstance(source, (str, os.PathLike)):
+            raise TypeError(f"{name}: StreamingData reads a torch Dataset or DataLoader, not a path; for a folder "
+                            f"of images use gancourse.data.load('folder', path={str(source)!r}, stream=True).")
         elif isinstance(source, Dataset) or hasattr(source, "__getitem__"):
             dataset = source
         else:
