@@ -157,7 +157,8 @@ class Trainer:
         self.precision = Precision(kind, choose_dtype(self.device, amp, images))
         if channels_last is None:
             channels_last = images and self.device.type == "cpu"
-        self.channels_last = bool(channels_last) and self.device.type in ("cpu", "cuda")
+        # NHWC is a layout of 4-D image batches; it means nothing for points.
+        self.channels_last = bool(channels_last) and images and self.device.type in ("cpu", "cuda")
         memory_format = torch.channels_last if self.channels_last else None
         self.gan.to(self.device, memory_format=memory_format)
         if hasattr(data, "to"):  # once here, so no batch changes device or layout inside a step

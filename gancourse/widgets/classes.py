@@ -144,15 +144,7 @@ class ClassPicker(_SyncedView):
         self.lesson, self.name = lesson, str(name)
         self.paths: dict[str, Path] = {}
         self.box = self.buttons = self.resample_button = self.axis_button = self.slider = self.image = None
-        self._syncing = False
-        if self.interactive:
-            self._build()
-            self.refresh()
-
-    @property
-    def generator(self) -> nn.Module:
-        """The network the pictures come from (the GAN's generator, or net)."""
-        return self.source.net
+        self._start()
 
     # -- pictures ------------------------------------------------------------------------------
 

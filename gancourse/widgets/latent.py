@@ -145,15 +145,7 @@ class LatentExplorer(_SyncedView):
         # Where "a", "t", "b" and "path" lie in the last render, as (left, top, right, bottom) pixels.
         self.boxes: dict[str, tuple[int, int, int, int]] = {}
         self.box = self.slider = self.button_a = self.button_b = self.mode_toggle = self.image = None
-        self._syncing = False
-        if self.interactive:
-            self._build()
-            self.refresh()
-
-    @property
-    def generator(self) -> nn.Module:
-        """The network the pictures come from (the GAN's generator, or net)."""
-        return self.source.net
+        self._start()
 
     # -- pictures ------------------------------------------------------------------------------
 

@@ -42,7 +42,20 @@ class _SyncedView:
 
     box = None
     image = None
+    source = None  # a widgets.sampling.Source: where the pictures come from
     _syncing = False
+
+    @property
+    def generator(self):
+        """The network the pictures come from (the GAN's generator, or `net`)."""
+        return self.source.net
+
+    def _start(self) -> None:
+        """End of __init__: build the widgets and draw once, when interactive."""
+        self._syncing = False
+        if self.interactive:
+            self._build()
+            self.refresh()
 
     def _sync_controls(self) -> None:
         raise NotImplementedError
