@@ -87,6 +87,14 @@ class History:
     def __len__(self) -> int:
         return len(self.records)
 
+    def __repr__(self) -> str:  # a notebook cell ending in fit() shows this, not thousands of records
+        if not self.records:
+            return "History(empty)"
+        last = self.records[-1]
+        shown = ", ".join(f"{k} {last[k]:.3g}" for k in self.keys() if k in last)
+        return (f"History({len(self.records)} records up to step {last['step']}"
+                + (", interrupted" if self.interrupted else "") + f"; last: {shown})")
+
     def state_dict(self) -> dict:
         return {"records": [dict(r) for r in self.records]}
 
