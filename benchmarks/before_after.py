@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "before-after-cpu.json"))
     args = p.parse_args(argv)
-    cases = [("dcgan", 32, 60), ("dcgan", 64, 25), ("mlp", 256, 600)]
+    cases = [("dcgan", 32, 200), ("dcgan", 64, 80), ("mlp", 256, 2000)]  # steps: a few seconds each
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base"
         subprocess.run(["git", "worktree", "add", "--detach", str(base), args.base], cwd=ROOT, check=True,
