@@ -36,6 +36,7 @@ from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
 from gancourse.course import CurrentPythonKernelManager
+from gancourse.sandbox import Sandbox, SandboxedKernelManager, SandboxUnavailable, check_available
 
 COURSE_ID = "gancourse"
 _SAFE_ID = re.compile(r"[^\w.@-]+")
@@ -47,12 +48,20 @@ class GradingError(RuntimeError):
 
 
 class CurrentPythonExecute(Execute):
-    """nbgrader's Execute step, running every notebook on CurrentPythonKernelManager."""
+    """nbgrader's Execute step, running every notebook on CurrentPythonKernelManager (or `kernel_class`)."""
+
+    kernel_class = CurrentPythonKernelManager
 
     def __init__(self, **kwargs):
         # nbgrader's Execute sets kernel_manager_class in its __init__, which beats config.
-        kwargs.setdefault("kernel_manager_class", CurrentPythonKernelManager)
+        kwargs.setdefault("kernel_manager_class", self.kernel_class)
         super().__init__(**kwargs)
+
+
+def sandboxed_execute(sandbox: Sandbox) -> type[CurrentPythonExecute]:
+    """An Execute step whose kernels run inside `sandbox` (gancourse.sandbox)."""
+    kernel = type("GradingKernelManager", (SandboxedKernelManager,), {"sandbox": sandbox})
+    return type("SandboxedExecute", (CurrentPythonExecute,), {"kernel_class": kernel})
 
 
 @dataclass
@@ -169,8 +178,9 @@ def _safe_ids(students: list[str]) -> dict[str, str]:
     return ids
 
 
-def nbgrader_config(root: Path, timeout: int) -> Config:
-    """The nbgrader configuration of a grading run: course folder, gradebook and execution limits."""
+def nbgrader_config(root: Path, timeout: int, sandbox: Sandbox | None = None) -> Config:
+    """The nbgrader configuration of a grading run: course folder, gradebook and execution limits;
+    with `sandbox`, every student's kernel runs inside it."""
     c = Config()
     c.CourseDirectory.root = str(root)
     c.CourseDirectory.course_id = COURSE_ID
@@ -184,7 +194,8 @@ def nbgrader_config(root: Path, timeout: int) -> Config:
     c.Execute.iopub_timeout = timeout
     c.Execute.startup_timeout = max(60, timeout)
     steps = list(Autograde.class_traits()["autograde_preprocessors"].default())
-    c.Autograde.autograde_preprocessors = [CurrentPythonExecute if s is Execute else s for s in steps]
+    execute = sandboxed_execute(sandbox) if sandbox is not None else CurrentPythonExecute
+    c.Autograde.autograde_preprocessors = [execute if s is Execute else s for s in steps]
     return c
 
 
@@ -293,6 +304,7 @@ def grade(
     solutions_dir: str | Path = "solutions",
     timeout: int = 300,
     workdir: str | Path | None = None,
+    sandbox: bool = True,
 ) -> list[dict]:
     """Autograde every student's notebook for `lesson`, write `out_csv` and return its rows.
 
@@ -301,9 +313,19 @@ def grade(
     caps every cell in seconds. `workdir` keeps the nbgrader course folder (gradebook.db,
     autograded notebooks, nbgrader_config.py) for inspection; it must be empty or absent.
     The student's kernel inherits this process's environment, GANCOURSE_SMOKE included.
+
+    sandbox=True (the default) runs every student's kernel in gancourse.sandbox: no network, the
+    machine read-only, the solution, hidden tests, gradebook and other submissions out of sight, CPU,
+    memory, process and file-size limits; a GradingError says how to install it where it is missing.
+    sandbox=False runs students' code as you, with all of that in reach: only for code you trust.
     """
     if timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout}.")
+    if sandbox:
+        try:
+            check_available()
+        except SandboxUnavailable as err:
+            raise GradingError(f"no sandbox for the students' code: {err}") from None
     solution = resolve_lesson(lesson, solutions_dir)
     lesson_id = notebook = solution.stem
     if "+" in lesson_id:
@@ -326,12 +348,21 @@ def grade(
         with _scripts_on_path(), warnings.catch_warnings():
             # nbgrader 0.9 trips SQLAlchemy 2's autoflush warnings; they do not affect the grades.
             warnings.filterwarnings("ignore", category=SAWarning, module="nbgrader")
-            rows = _grade_in(root, solution, lesson_id, notebook, tasks, submissions, timeout)
+            jail = Sandbox(hide=_hidden_from_students(root, solution, submissions_dir)) if sandbox else None
+            rows = _grade_in(root, solution, lesson_id, notebook, tasks, submissions, timeout, jail)
     finally:
         if holder is not None:
             holder.cleanup()
     write_csv(rows, tasks, out_csv)
     return rows
+
+
+def _hidden_from_students(root: Path, solution: Path, submissions_dir: str | Path) -> list[Path]:
+    """What a sandboxed kernel must not see: the temporary course (solution with hidden tests, gradebook,
+    other students' work), the solutions folder, the submissions, and the solutions of the checkout this
+    package runs from, when it runs from one."""
+    checkout = Path(__file__).resolve().parent.parent / "solutions"
+    return [root, solution.resolve().parent, Path(submissions_dir).resolve(), checkout]
 
 
 @contextlib.contextmanager
@@ -363,13 +394,13 @@ def _grader_log() -> logging.Logger:
 
 
 def _grade_in(root: Path, solution: Path, lesson_id: str, notebook: str, tasks: list[Task],
-              submissions: list[Submission], timeout: int) -> list[dict]:
+              submissions: list[Submission], timeout: int, sandbox: Sandbox | None = None) -> list[dict]:
     """Set up the nbgrader course under `root`, release the lesson, then autograde each student."""
     source = root / "source" / lesson_id
     source.mkdir(parents=True)
     shutil.copyfile(solution, source / f"{notebook}.ipynb")
     (root / "nbgrader_config.py").write_text(_CONFIG_FILE.format(timeout=timeout), encoding="utf-8")
-    config = nbgrader_config(root, timeout)
+    config = nbgrader_config(root, timeout, sandbox)
     log = _grader_log()
 
     coursedir = CourseDirectory(config=config, log=log)
@@ -432,10 +463,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--solutions", default="solutions", help="folder of solution notebooks")
     parser.add_argument("--timeout", type=int, default=60, help="seconds a single cell may run (default 60)")
     parser.add_argument("--workdir", default=None, help="keep the nbgrader course folder here")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run students' code without the bubblewrap sandbox, as you: it can then read the "
+                             "hidden tests and your files and change the gradebook. Only for code you trust.")
     args = parser.parse_args(argv)
+    if args.no_sandbox:
+        print("warning: grading without a sandbox: every submission runs as you and can read the hidden tests, "
+              "change other students' grades and reach the network", file=sys.stderr)
     try:
         rows = grade(args.lesson, args.submissions, args.out, solutions_dir=args.solutions,
-                     timeout=args.timeout, workdir=args.workdir)
+                     timeout=args.timeout, workdir=args.workdir, sandbox=not args.no_sandbox)
     except GradingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
