@@ -30,7 +30,7 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde, GenerateAssignment
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.preprocessors import Execute
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from nbgrader.utils import capture_log
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
@@ -56,6 +56,21 @@ class CurrentPythonExecute(Execute):
         # nbgrader's Execute sets kernel_manager_class in its __init__, which beats config.
         kwargs.setdefault("kernel_manager_class", self.kernel_class)
         super().__init__(**kwargs)
+
+
+class StderrIsNotAFailure(NbGraderPreprocessor):
+    """nbgrader scores a test cell 0 when it printed anything to stderr; a torch or numpy warning raised
+    while a correct answer runs would cost the task its points. In autograded test cells, stderr is
+    kept as output (marked) but no longer counts: only an error does."""
+
+    def preprocess_cell(self, cell, resources, index):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                    output["name"] = "stdout"
+                    output["text"] = "".join(f"[stderr] {line}" for line in output["text"].splitlines(keepends=True))
+        return cell, resources
 
 
 def sandboxed_execute(sandbox: Sandbox) -> type[CurrentPythonExecute]:
@@ -195,7 +210,9 @@ def nbgrader_config(root: Path, timeout: int, sandbox: Sandbox | None = None) ->
     c.Execute.startup_timeout = max(60, timeout)
     steps = list(Autograde.class_traits()["autograde_preprocessors"].default())
     execute = sandboxed_execute(sandbox) if sandbox is not None else CurrentPythonExecute
-    c.Autograde.autograde_preprocessors = [execute if s is Execute else s for s in steps]
+    steps = [execute if s is Execute else s for s in steps]
+    steps.insert(steps.index(execute) + 1, StderrIsNotAFailure)
+    c.Autograde.autograde_preprocessors = steps
     return c
 
 

@@ -73,6 +73,9 @@ def graded_class(tmp_path_factory):
     deleted.cells = [c for c in deleted.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "square_tests"]
     put(deleted, subs / "kim.ipynb")
     (subs / ".ipynb_checkpoints").mkdir()
+    # right, but noisy: a warning and a line on stderr while the test calls it
+    noisy = "import sys, warnings\ndef square(x):\n    warnings.warn('noisy but right')\n    print('debug', file=sys.stderr)\n    return x ** 2"
+    put(full(square_solution=noisy), subs / "liv" / TOY.name)
 
     # A "python3" kernelspec that cannot start: grading must not depend on installed kernelspecs.
     bogus = base / "jupyter" / "kernels" / "python3"
@@ -103,7 +106,7 @@ def test_csv_has_every_student_and_matches_rows(graded_class):
         reader = csv.DictReader(fh)
         table = list(reader)
     assert reader.fieldnames == ["student", *TASKS, "total", "max", "note"]
-    assert [r["student"] for r in table] == ["ada", "ben", "cleo", "dan", "eve", "fay", "gus", "hal", "jo", "kim"]
+    assert [r["student"] for r in table] == ["ada", "ben", "cleo", "dan", "eve", "fay", "gus", "hal", "jo", "kim", "liv"]
     for line in table:
         row = graded_class["rows"][line["student"]]
         assert float(line["total"]) == row["total"] and float(line["max"]) == 6.0
@@ -155,6 +158,16 @@ def test_deleted_test_cell_scores_zero_and_is_named(graded_class):
     kim = graded_class["rows"]["kim"]
     assert scores(kim) == [1.0, 0.0, 3.0]
     assert "graded cells deleted, scored 0: square_tests" in kim["note"]
+
+
+@pytest.mark.grading
+def test_a_warning_or_stderr_output_does_not_fail_a_right_answer(graded_class):
+    """nbgrader alone scores a test cell that printed to stderr 0; the grader keeps the text, marked."""
+    assert scores(graded_class["rows"]["liv"]) == [1.0, 2.0, 3.0]
+    nb = nbformat.read(next(graded_class["course"].glob("autograded/liv/*/*.ipynb")), as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "square_tests")
+    text = "".join(o.get("text", "") for o in cell.outputs)
+    assert "[stderr] debug" in text and "noisy but right" in text
 
 
 @pytest.mark.grading
