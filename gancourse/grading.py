@@ -261,6 +261,25 @@ def _timeouts(autograded: Path) -> list[str]:
     return names
 
 
+def _failed_tests(autograded: Path, tasks: list[Task]) -> list[str]:
+    """'task: why' for every test cell that ended in an error: the check's own message, one line."""
+    if not autograded.is_file():
+        return []
+    graded = {t.grade_id for t in tasks}
+    found = []
+    for cell in nbformat.read(str(autograded), as_version=4).cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id not in graded:
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error" and output.get("ename") != _TIMEOUT_ERROR:
+                message = " ".join(str(output.get("evalue", "")).split())
+                why = f"{output.get('ename')}: {message}" if message else str(output.get("ename"))
+                found.append(f"{grade_id}: {why[:200]}")
+                break
+    return found
+
+
 def _read_submission(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
     """The submitted notebook, or None and the reason nbgrader could not use it."""
     try:
@@ -458,9 +477,12 @@ def _grade_student(root: Path, config: Config, log: logging.Logger, lesson_id: s
         result = _run(Autograde(coursedir=coursedir, config=config, log=log, force=True))
         if not result["success"]:
             note = _join(note, f"autograding stopped ({_failure_reason(result)}); tasks it did not record score 0")
-        late = _timeouts(root / "autograded" / student_id / lesson_id / f"{notebook}.ipynb")
+        autograded = root / "autograded" / student_id / lesson_id / f"{notebook}.ipynb"
+        late = _timeouts(autograded)
         if late:
             note = _join(note, f"timed out after {timeout}s in {', '.join(late)}")
+        for failure in _failed_tests(autograded, tasks):
+            note = _join(note, failure)
         scores = _scores(config.CourseDirectory.db_url, lesson_id, notebook, student_id)
     row: dict = {"student": sub.student}
     for task in tasks:

@@ -131,11 +131,14 @@ def test_one_wrong_answer_loses_exactly_that_task(graded_class):
     cleo = graded_class["rows"]["cleo"]
     assert scores(cleo) == [1.0, 2.0, 0.0] and cleo["total"] == 3.0
     assert "graded 99_toy-Copy1.ipynb" in cleo["note"]
+    assert "mean_loss_tests: AssertionError" in cleo["note"]  # the note names the task that lost points and why
+    assert "add_tests" not in cleo["note"] and "square_tests" not in cleo["note"]
 
 
 @pytest.mark.grading
 def test_syntax_error_loses_only_its_task(graded_class):
     assert scores(graded_class["rows"]["dan"]) == [0.0, 2.0, 3.0]
+    assert "add_tests: NameError: name 'add' is not defined" in graded_class["rows"]["dan"]["note"]
 
 
 @pytest.mark.grading
