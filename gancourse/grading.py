@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from nbclient.exceptions import DeadKernelError
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde, GenerateAssignment
 from nbgrader.coursedir import CourseDirectory
@@ -41,6 +42,7 @@ from gancourse.sandbox import Sandbox, SandboxedKernelManager, SandboxUnavailabl
 COURSE_ID = "gancourse"
 _SAFE_ID = re.compile(r"[^\w.@-]+")
 _TIMEOUT_ERROR = "CellTimeoutError"
+_DEAD_KERNEL = "KernelDied"
 
 
 class GradingError(RuntimeError):
@@ -48,7 +50,12 @@ class GradingError(RuntimeError):
 
 
 class CurrentPythonExecute(Execute):
-    """nbgrader's Execute step, running every notebook on CurrentPythonKernelManager (or `kernel_class`)."""
+    """nbgrader's Execute step, running every notebook on CurrentPythonKernelManager (or `kernel_class`).
+
+    A kernel that dies (out of memory, os._exit, killed) stops nbgrader's run and would zero the whole
+    notebook. Here the cells that ran keep their outputs, so the tests that passed before the death keep
+    their points; the cell that was running and every later test cell get an error saying why.
+    """
 
     kernel_class = CurrentPythonKernelManager
 
@@ -56,6 +63,32 @@ class CurrentPythonExecute(Execute):
         # nbgrader's Execute sets kernel_manager_class in its __init__, which beats config.
         kwargs.setdefault("kernel_manager_class", self.kernel_class)
         super().__init__(**kwargs)
+
+    def preprocess(self, nb, resources=None, km=None):
+        try:
+            return super().preprocess(nb, resources, km)
+        except DeadKernelError:
+            _mark_after_death(nb)
+            return nb, resources
+
+
+def _mark_after_death(nb: nbformat.NotebookNode) -> None:
+    """Error outputs on the cell that was running when the kernel died and on every later test cell."""
+    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]  # empty cells never run
+
+    def finished(cell) -> bool:  # nbclient records the time of each reply it received
+        return "shell.execute_reply" in cell.metadata.get("execution", {})
+
+    died_at = next((i for i, c in enumerate(code) if not finished(c)), len(code))
+    if died_at == len(code):
+        return
+    name = code[died_at].metadata.get("nbgrader", {}).get("grade_id") or f"code cell {died_at + 1}"
+    for i, cell in enumerate(code[died_at:], start=died_at):
+        meta = cell.metadata.get("nbgrader", {})
+        if i == died_at or (meta.get("grade") and not meta.get("solution")):
+            cell.setdefault("outputs", []).append(nbformat.v4.new_output(
+                "error", ename=_DEAD_KERNEL, evalue=f"the kernel died while {name} ran (out of memory, os._exit or "
+                "killed); this cell did not finish", traceback=[]))
 
 
 class StderrIsNotAFailure(NbGraderPreprocessor):
