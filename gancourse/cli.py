@@ -60,8 +60,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if not submissions.is_dir():
         raise UsageError(f"submissions folder {submissions} does not exist; pass the folder of student notebooks.")
     if args.no_sandbox:
-        print("warning: grading without a sandbox: every submission runs as you and can read the hidden tests, "
-              "change other students' grades and reach the network", file=sys.stderr)
+        from gancourse.sandbox import NO_SANDBOX_WARNING
+
+        print(NO_SANDBOX_WARNING, file=sys.stderr)
     rows = grade(args.lesson, submissions, args.out, solutions_dir=_root(args) / "solutions",
                  timeout=args.timeout, workdir=args.workdir, sandbox=not args.no_sandbox)
     for row in rows:

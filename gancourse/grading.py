@@ -37,7 +37,8 @@ from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
 from gancourse.course import CurrentPythonKernelManager
-from gancourse.sandbox import Sandbox, SandboxedKernelManager, SandboxUnavailable, check_available
+from gancourse.sandbox import (NO_SANDBOX_WARNING, Sandbox, SandboxedKernelManager, SandboxUnavailable,
+                               check_available)
 
 COURSE_ID = "gancourse"
 _SAFE_ID = re.compile(r"[^\w.@-]+")
@@ -540,8 +541,7 @@ def main(argv: list[str] | None = None) -> int:
                              "hidden tests and your files and change the gradebook. Only for code you trust.")
     args = parser.parse_args(argv)
     if args.no_sandbox:
-        print("warning: grading without a sandbox: every submission runs as you and can read the hidden tests, "
-              "change other students' grades and reach the network", file=sys.stderr)
+        print(NO_SANDBOX_WARNING, file=sys.stderr)
     try:
         rows = grade(args.lesson, args.submissions, args.out, solutions_dir=args.solutions,
                      timeout=args.timeout, workdir=args.workdir, sandbox=not args.no_sandbox)

@@ -32,6 +32,10 @@ INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: sudo apt-get install -y bubb
                 "the hidden tests, the gradebook and your files")
 
 
+NO_SANDBOX_WARNING = ("warning: grading without a sandbox: every submission runs as you and can read the hidden "
+                      "tests, change other students' grades and reach the network")
+
+
 @dataclass(frozen=True)
 class Limits:
     """Resource limits for one kernel (prlimit): CPU seconds, data memory, processes, file size."""
