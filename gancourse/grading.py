@@ -29,9 +29,9 @@ from pathlib import Path
 import nbformat
 from nbclient.exceptions import DeadKernelError
 from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.converters import Autograde, GenerateAssignment
+from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocessor
 from nbgrader.utils import capture_log
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
@@ -104,6 +104,20 @@ class StderrIsNotAFailure(NbGraderPreprocessor):
                 if output.get("output_type") == "stream" and output.get("name") == "stderr":
                     output["name"] = "stdout"
                     output["text"] = "".join(f"[stderr] {line}" for line in output["text"].splitlines(keepends=True))
+        return cell, resources
+
+
+class FeedbackWithoutHiddenTests(ClearHiddenTests):
+    """Feedback for students: nbgrader's would show the hidden tests, which grading put back into every test
+    cell, and the tracebacks that quote them. Remove the hidden block and keep one line per error."""
+
+    def preprocess_cell(self, cell, resources, index):
+        cell, resources = super().preprocess_cell(cell, resources, index)
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    output["traceback"] = [f"{output.get('ename')}: {output.get('evalue')}"]
         return cell, resources
 
 
@@ -247,6 +261,9 @@ def nbgrader_config(root: Path, timeout: int, sandbox: Sandbox | None = None) ->
     steps = [execute if s is Execute else s for s in steps]
     steps.insert(steps.index(execute) + 1, StderrIsNotAFailure)
     c.Autograde.autograde_preprocessors = steps
+    feedback = list(GenerateFeedback.class_traits()["preprocessors"].default())
+    c.GenerateFeedback.preprocessors = [feedback[0], FeedbackWithoutHiddenTests, *feedback[1:]]
+    c.FeedbackWithoutHiddenTests.enforce_metadata = False  # autograded cells carry grading metadata only
     return c
 
 
@@ -375,6 +392,7 @@ def grade(
     timeout: int = 300,
     workdir: str | Path | None = None,
     sandbox: bool = True,
+    feedback: str | Path | None = None,
 ) -> list[dict]:
     """Autograde every student's notebook for `lesson`, write `out_csv` and return its rows.
 
@@ -388,6 +406,8 @@ def grade(
     machine read-only, the solution, hidden tests, gradebook and other submissions out of sight, CPU,
     memory, process and file-size limits; a GradingError says how to install it where it is missing.
     sandbox=False runs students' code as you, with all of that in reach: only for code you trust.
+    `feedback`: a folder that receives each student's graded notebook as HTML, <student>.html
+    (nbgrader's feedback: every test cell with its output and score).
     """
     if timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout}.")
@@ -419,7 +439,8 @@ def grade(
             # nbgrader 0.9 trips SQLAlchemy 2's autoflush warnings; they do not affect the grades.
             warnings.filterwarnings("ignore", category=SAWarning, module="nbgrader")
             jail = Sandbox(hide=_hidden_from_students(root, solution, submissions_dir)) if sandbox else None
-            rows = _grade_in(root, solution, lesson_id, notebook, tasks, submissions, timeout, jail)
+            rows = _grade_in(root, solution, lesson_id, notebook, tasks, submissions, timeout, jail,
+                             Path(feedback) if feedback is not None else None)
     finally:
         if holder is not None:
             holder.cleanup()
@@ -464,7 +485,8 @@ def _grader_log() -> logging.Logger:
 
 
 def _grade_in(root: Path, solution: Path, lesson_id: str, notebook: str, tasks: list[Task],
-              submissions: list[Submission], timeout: int, sandbox: Sandbox | None = None) -> list[dict]:
+              submissions: list[Submission], timeout: int, sandbox: Sandbox | None = None,
+              feedback: Path | None = None) -> list[dict]:
     """Set up the nbgrader course under `root`, release the lesson, then autograde each student."""
     source = root / "source" / lesson_id
     source.mkdir(parents=True)
@@ -487,9 +509,26 @@ def _grade_in(root: Path, solution: Path, lesson_id: str, notebook: str, tasks: 
     with Gradebook(config.CourseDirectory.db_url, COURSE_ID) as gb:
         for sub in submissions:
             gb.update_or_create_student(ids[sub.student], first_name=sub.student)
-    return [
-        _grade_student(root, config, log, lesson_id, notebook, tasks, sub, ids[sub.student]) for sub in submissions
-    ]
+    rows = []
+    for sub in submissions:
+        rows.append(_grade_student(root, config, log, lesson_id, notebook, tasks, sub, ids[sub.student]))
+        if feedback is not None:
+            _write_feedback(root, config, log, lesson_id, notebook, sub, ids[sub.student], feedback)
+    return rows
+
+
+def _write_feedback(root: Path, config: Config, log: logging.Logger, lesson_id: str, notebook: str,
+                    sub: Submission, student_id: str, folder: Path) -> None:
+    """nbgrader's HTML feedback for one graded student, copied to folder/<student>.html."""
+    if not (root / "autograded" / student_id / lesson_id).is_dir():
+        return  # nothing was graded (no notebook, unreadable): the CSV's note says why
+    coursedir = CourseDirectory(config=config, log=log)
+    coursedir.assignment_id, coursedir.student_id = lesson_id, student_id
+    _run(GenerateFeedback(coursedir=coursedir, config=config, log=log, force=True))
+    html = root / "feedback" / student_id / lesson_id / f"{notebook}.html"
+    if html.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(html, folder / f"{_SAFE_ID.sub('_', sub.student)}.html")
 
 
 def _grade_student(root: Path, config: Config, log: logging.Logger, lesson_id: str, notebook: str,
@@ -536,6 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--solutions", default="solutions", help="folder of solution notebooks")
     parser.add_argument("--timeout", type=int, default=60, help="seconds a single cell may run (default 60)")
     parser.add_argument("--workdir", default=None, help="keep the nbgrader course folder here")
+    parser.add_argument("--feedback", default=None, help="write each student's graded notebook as HTML here")
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run students' code without the bubblewrap sandbox, as you: it can then read the "
                              "hidden tests and your files and change the gradebook. Only for code you trust.")
@@ -544,7 +584,8 @@ def main(argv: list[str] | None = None) -> int:
         print(NO_SANDBOX_WARNING, file=sys.stderr)
     try:
         rows = grade(args.lesson, args.submissions, args.out, solutions_dir=args.solutions,
-                     timeout=args.timeout, workdir=args.workdir, sandbox=not args.no_sandbox)
+                     timeout=args.timeout, workdir=args.workdir, sandbox=not args.no_sandbox,
+                     feedback=args.feedback)
     except GradingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

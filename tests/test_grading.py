@@ -89,11 +89,13 @@ def graded_class(tmp_path_factory):
         mp.setenv("JUPYTER_PATH", str(base / "jupyter"))
         start = time.perf_counter()
         rows = grade(
-            "99", subs, base / "out" / "grades.csv", solutions_dir=solutions, timeout=10, workdir=base / "course"
+            "99", subs, base / "out" / "grades.csv", solutions_dir=solutions, timeout=10, workdir=base / "course",
+            feedback=base / "feedback",
         )
         seconds = time.perf_counter() - start
     print(f"graded {len(rows)} students in {seconds:.1f}s")
-    return {"rows": {r["student"]: r for r in rows}, "csv": base / "out" / "grades.csv", "course": base / "course"}
+    return {"rows": {r["student"]: r for r in rows}, "csv": base / "out" / "grades.csv", "course": base / "course",
+            "feedback": base / "feedback"}
 
 
 def scores(row: dict) -> list[float]:
@@ -235,3 +237,18 @@ def test_command_line_reports_a_bad_lesson(tmp_path, capsys):
     shutil.copy(TOY, tmp_path / TOY.name)
     assert main(["05", str(tmp_path), "--solutions", str(tmp_path)]) == 2
     assert "lessons: 99_toy" in capsys.readouterr().err
+
+
+@pytest.mark.grading
+def test_feedback_html_per_student_shows_scores_but_not_the_hidden_tests(graded_class):
+    import html
+    import re
+
+    folder = graded_class["feedback"]
+    text = {p.stem: html.unescape(re.sub(r"<[^>]+>", "", p.read_text(encoding="utf-8"))) for p in folder.glob("*.html")}
+    graded = {s for s, r in graded_class["rows"].items() if "not valid notebook JSON" not in r["note"]
+              and "no notebook submitted" not in r["note"]}
+    assert set(text) == graded  # one page per graded student; none for an unreadable or missing notebook
+    assert "Score: 6.0 / 6.0" in text["ada"] and "Score: 0.0 / 3.0" in text["cleo"]
+    hidden = ["BEGIN HIDDEN", "add(-1, 1)", "mse_loss"]  # the toy solution's hidden tests
+    assert not [h for s in text.values() for h in hidden if h in s]
