@@ -64,7 +64,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
         print(NO_SANDBOX_WARNING, file=sys.stderr)
     rows = grade(args.lesson, submissions, args.out, solutions_dir=_root(args) / "solutions",
-                 timeout=args.timeout, workdir=args.workdir, sandbox=not args.no_sandbox, feedback=args.feedback)
+                 timeout=args.timeout, workdir=args.workdir, sandbox=not args.no_sandbox, feedback=args.feedback,
+                 jobs=args.jobs, regrade=args.regrade, progress=True)
     for row in rows:
         note = f"  ({row['note']})" if row.get("note") else ""
         print(f"{row['student']}: {row['total']:g}/{row['max']:g}{note}")
@@ -109,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds any one cell may run (default 300: full-budget training cells take minutes on a CPU)")
     gr.add_argument("--workdir", default=None, help="keep nbgrader's course folder here (must be empty)")
     gr.add_argument("--feedback", default=None, help="folder for each student's graded notebook as HTML")
+    gr.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
+    gr.add_argument("--regrade", action="store_true", help="grade every student again, changed or not")
     gr.add_argument("--no-sandbox", action="store_true",
                     help="run students' code without the bubblewrap sandbox, as you: it can then read the hidden "
                          "tests and your files and change the gradebook. Only for code you trust.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import hashlib
 import json
 import logging
 import os
@@ -393,6 +394,9 @@ def grade(
     workdir: str | Path | None = None,
     sandbox: bool = True,
     feedback: str | Path | None = None,
+    jobs: int = 1,
+    regrade: bool = False,
+    progress: bool | None = None,
 ) -> list[dict]:
     """Autograde every student's notebook for `lesson`, write `out_csv` and return its rows.
 
@@ -408,9 +412,15 @@ def grade(
     sandbox=False runs students' code as you, with all of that in reach: only for code you trust.
     `feedback`: a folder that receives each student's graded notebook as HTML, <student>.html
     (nbgrader's feedback: every test cell with its output and score).
+    `jobs`: students graded at once, each worker in a course folder of its own (workdir/worker-N).
+    Grades are remembered in <out_csv>.cache.json: a student whose notebook, the solution and the
+    grading settings are unchanged keeps the last row without running again, unless `regrade`.
+    `progress`: a progress bar on stderr (default: when stderr is a terminal).
     """
     if timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout}.")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int (students graded at once), got {jobs!r}.")
     if sandbox:
         try:
             check_available()
@@ -439,11 +449,17 @@ def grade(
             # nbgrader 0.9 trips SQLAlchemy 2's autoflush warnings; they do not affect the grades.
             warnings.filterwarnings("ignore", category=SAWarning, module="nbgrader")
             jail = Sandbox(hide=_hidden_from_students(root, solution, submissions_dir)) if sandbox else None
-            rows = _grade_in(root, solution, lesson_id, notebook, tasks, submissions, timeout, jail,
-                             Path(feedback) if feedback is not None else None)
+            plan = _Plan(root, solution, lesson_id, notebook, tuple(tasks), timeout, jail,
+                         Path(feedback) if feedback is not None else None)
+            cache = _Cache(Path(f"{out_csv}.cache.json"), plan, sandbox)
+            todo = [sub for sub in submissions if regrade or cache.row(sub) is None]
+            graded = _grade_all(plan, todo, _safe_ids([s.student for s in submissions]), jobs,
+                                sys.stderr.isatty() if progress is None else progress)
     finally:
         if holder is not None:
             holder.cleanup()
+    rows = [graded[sub.student] if sub.student in graded else cache.row(sub) for sub in submissions]
+    cache.save(submissions, rows)
     write_csv(rows, tasks, out_csv)
     return rows
 
@@ -484,37 +500,125 @@ def _grader_log() -> logging.Logger:
     return log
 
 
-def _grade_in(root: Path, solution: Path, lesson_id: str, notebook: str, tasks: list[Task],
-              submissions: list[Submission], timeout: int, sandbox: Sandbox | None = None,
-              feedback: Path | None = None) -> list[dict]:
-    """Set up the nbgrader course under `root`, release the lesson, then autograde each student."""
-    source = root / "source" / lesson_id
-    source.mkdir(parents=True)
-    shutil.copyfile(solution, source / f"{notebook}.ipynb")
-    (root / "nbgrader_config.py").write_text(_CONFIG_FILE.format(timeout=timeout), encoding="utf-8")
-    config = nbgrader_config(root, timeout, sandbox)
-    log = _grader_log()
+@dataclass(frozen=True)
+class _Plan:
+    """Everything a grading worker needs to grade any student of this run."""
 
+    root: Path
+    solution: Path
+    lesson_id: str
+    notebook: str
+    tasks: tuple[Task, ...]
+    timeout: int
+    sandbox: Sandbox | None
+    feedback: Path | None
+
+
+class _Cache:
+    """Rows of earlier runs, keyed by the submission, the solution and the grading settings."""
+
+    def __init__(self, path: Path, plan: _Plan, sandbox: bool):
+        self.path = path
+        settings = json.dumps([plan.timeout, os.environ.get("GANCOURSE_SMOKE", ""), sandbox, plan.feedback is not None])
+        self.salt = hashlib.sha256(plan.solution.read_bytes() + settings.encode()).hexdigest()
+        try:
+            self.saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        except (OSError, ValueError):
+            self.saved = {}  # a damaged cache only costs a regrade
+
+    def key(self, sub: Submission) -> str:
+        content = sub.path.read_bytes() if sub.path is not None and sub.path.is_file() else b""
+        return hashlib.sha256(self.salt.encode() + content + sub.note.encode()).hexdigest()
+
+    def row(self, sub: Submission) -> dict | None:
+        entry = self.saved.get(sub.student)
+        return dict(entry["row"]) if entry and entry.get("key") == self.key(sub) else None
+
+    def save(self, submissions: list[Submission], rows: list[dict]) -> None:
+        data = {sub.student: {"key": self.key(sub), "row": row} for sub, row in zip(submissions, rows)}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def _grade_all(plan: _Plan, submissions: list[Submission], ids: dict[str, str], jobs: int,
+               progress: bool) -> dict[str, dict]:
+    """Grade `submissions` in one course folder, or with jobs > 1 in worker processes with one each."""
+    from tqdm.auto import tqdm
+
+    rows: dict[str, dict] = {}
+    bar = tqdm(total=len(submissions), desc=f"grading {plan.lesson_id}", unit="student", disable=not progress)
+    try:
+        if jobs == 1 or len(submissions) <= 1:
+            course = _prepare_course(plan, plan.root)
+            for sub in submissions:
+                rows[sub.student] = _grade_one(plan, course, sub, ids[sub.student])
+                bar.update()
+        else:
+            import concurrent.futures as cf
+            import multiprocessing
+
+            context = multiprocessing.get_context("fork")  # workers inherit PATH and the warning filters
+            with cf.ProcessPoolExecutor(min(jobs, len(submissions)), mp_context=context, initializer=_worker_start,
+                                        initargs=(plan,)) as pool:
+                futures = {pool.submit(_worker_grade, sub, ids[sub.student]): sub for sub in submissions}
+                for done in cf.as_completed(futures):
+                    rows[futures[done].student] = done.result()
+                    bar.update()
+    finally:
+        bar.close()
+    return rows
+
+
+_WORKER: dict = {}
+
+
+def _worker_start(plan: _Plan) -> None:
+    _WORKER["plan"] = plan
+    _WORKER["course"] = _prepare_course(plan, plan.root / f"worker-{os.getpid()}")
+
+
+def _worker_grade(sub: Submission, student_id: str) -> dict:
+    return _grade_one(_WORKER["plan"], _WORKER["course"], sub, student_id)
+
+
+@dataclass
+class _Course:
+    root: Path
+    config: Config
+    log: logging.Logger
+
+
+def _prepare_course(plan: _Plan, root: Path) -> _Course:
+    """An nbgrader course under `root` with the lesson released from the solution."""
+    source = root / "source" / plan.lesson_id
+    source.mkdir(parents=True)
+    shutil.copyfile(plan.solution, source / f"{plan.notebook}.ipynb")
+    (root / "nbgrader_config.py").write_text(_CONFIG_FILE.format(timeout=plan.timeout), encoding="utf-8")
+    config = nbgrader_config(root, plan.timeout, plan.sandbox)
+    log = _grader_log()
     coursedir = CourseDirectory(config=config, log=log)
-    coursedir.assignment_id = lesson_id
+    coursedir.assignment_id = plan.lesson_id
     result = _run(GenerateAssignment(coursedir=coursedir, config=config, log=log, force=True))
     if not result["success"]:
         raise GradingError(
-            f"nbgrader could not generate the assignment from {solution}: {_failure_reason(result)}. "
+            f"nbgrader could not generate the assignment from {plan.solution}: {_failure_reason(result)}. "
             "If this names nbgrader metadata or a BEGIN/END marker, `python -m gancourse.exercises "
             "--check` shows the same problem with the notebook's name."
         )
+    return _Course(root, config, log)
 
-    ids = _safe_ids([s.student for s in submissions])
-    with Gradebook(config.CourseDirectory.db_url, COURSE_ID) as gb:
-        for sub in submissions:
-            gb.update_or_create_student(ids[sub.student], first_name=sub.student)
-    rows = []
-    for sub in submissions:
-        rows.append(_grade_student(root, config, log, lesson_id, notebook, tasks, sub, ids[sub.student]))
-        if feedback is not None:
-            _write_feedback(root, config, log, lesson_id, notebook, sub, ids[sub.student], feedback)
-    return rows
+
+def _grade_one(plan: _Plan, course: _Course, sub: Submission, student_id: str) -> dict:
+    with Gradebook(course.config.CourseDirectory.db_url, COURSE_ID) as gb:
+        gb.update_or_create_student(student_id, first_name=sub.student)
+    row = _grade_student(course.root, course.config, course.log, plan.lesson_id, plan.notebook, list(plan.tasks),
+                         sub, student_id)
+    if plan.feedback is not None:
+        _write_feedback(course.root, course.config, course.log, plan.lesson_id, plan.notebook, sub, student_id,
+                        plan.feedback)
+    return row
 
 
 def _write_feedback(root: Path, config: Config, log: logging.Logger, lesson_id: str, notebook: str,
@@ -576,6 +680,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=60, help="seconds a single cell may run (default 60)")
     parser.add_argument("--workdir", default=None, help="keep the nbgrader course folder here")
     parser.add_argument("--feedback", default=None, help="write each student's graded notebook as HTML here")
+    parser.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
+    parser.add_argument("--regrade", action="store_true", help="grade every student again, changed or not")
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run students' code without the bubblewrap sandbox, as you: it can then read the "
                              "hidden tests and your files and change the gradebook. Only for code you trust.")
@@ -585,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = grade(args.lesson, args.submissions, args.out, solutions_dir=args.solutions,
                      timeout=args.timeout, workdir=args.workdir, sandbox=not args.no_sandbox,
-                     feedback=args.feedback)
+                     feedback=args.feedback, jobs=args.jobs, regrade=args.regrade, progress=True)
     except GradingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -252,3 +252,36 @@ def test_feedback_html_per_student_shows_scores_but_not_the_hidden_tests(graded_
     assert "Score: 6.0 / 6.0" in text["ada"] and "Score: 0.0 / 3.0" in text["cleo"]
     hidden = ["BEGIN HIDDEN", "add(-1, 1)", "mse_loss"]  # the toy solution's hidden tests
     assert not [h for s in text.values() for h in hidden if h in s]
+
+
+@pytest.mark.grading
+def test_parallel_grading_gives_the_same_rows_and_unchanged_work_is_not_graded_again(tmp_path, monkeypatch):
+    import gancourse.grading as grading
+
+    solutions, subs = tmp_path / "solutions", tmp_path / "subs"
+    solutions.mkdir()
+    shutil.copy(TOY, solutions / TOY.name)
+    put(full(), subs / "ann" / TOY.name)
+    put(full(mean_loss_solution=WRONG_LOSS), subs / "bob" / TOY.name)
+    put(full(add_solution="def add(a, b)\n    return a + b"), subs / "cat" / TOY.name)
+    monkeypatch.setenv("GANCOURSE_SMOKE", "1")
+    serial = grade("99", subs, tmp_path / "a" / "grades.csv", solutions_dir=solutions, timeout=30)
+    parallel = grade("99", subs, tmp_path / "b" / "grades.csv", solutions_dir=solutions, timeout=30, jobs=3,
+                     workdir=tmp_path / "work")
+    assert parallel == serial and [r["total"] for r in serial] == [6.0, 3.0, 5.0]
+    assert len(list((tmp_path / "work").glob("worker-*"))) == 3  # a course folder per worker
+
+    graded = []
+    real = grading._grade_one
+    monkeypatch.setattr(grading, "_grade_one", lambda plan, course, sub, sid: graded.append(sub.student)
+                        or real(plan, course, sub, sid))
+    again = grade("99", subs, tmp_path / "b" / "grades.csv", solutions_dir=solutions, timeout=30)
+    assert again == serial and graded == []  # nothing changed: the remembered rows, no kernel started
+    put(full(), subs / "bob" / TOY.name)  # bob fixes his answer
+    fixed = grade("99", subs, tmp_path / "b" / "grades.csv", solutions_dir=solutions, timeout=30)
+    assert graded == ["bob"] and [r["total"] for r in fixed] == [6.0, 6.0, 5.0]
+    grade("99", subs, tmp_path / "b" / "grades.csv", solutions_dir=solutions, timeout=60)  # other settings
+    assert graded == ["bob", "ann", "bob", "cat"]
+    graded.clear()
+    grade("99", subs, tmp_path / "b" / "grades.csv", solutions_dir=solutions, timeout=60, regrade=True)
+    assert graded == ["ann", "bob", "cat"]
