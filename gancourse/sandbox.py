@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,13 +48,25 @@ class Limits:
     file_mb: int = 512
 
 
+def python_paths() -> list[Path]:
+    """What the kernel needs to start: this interpreter, its environment and the course package. Under
+    a private /tmp they would vanish when they live there (a fresh clone in /tmp, say), so they are
+    mounted again, read-only."""
+    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parent.parent}
+    paths.update(Path(p) for p in sysconfig.get_paths().values())
+    return sorted(p.resolve() for p in paths if p.is_dir())
+
+
 @dataclass
 class Sandbox:
-    """What one sandboxed kernel may see: `hide` becomes empty, `writable` is its own (bound read-write)."""
+    """What one sandboxed kernel may see: `keep` read-only (the interpreter and the course code), `hide`
+    as empty folders (mounted after `keep`, so a hidden folder inside a kept one stays hidden), and
+    `writable` its own, read-write."""
 
     hide: list[Path] = field(default_factory=list)
     writable: list[Path] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
+    keep: list[Path] = field(default_factory=python_paths)
 
     def command(self, argv: list[str], cwd: str | Path | None = None) -> list[str]:
         """`argv` wrapped in bubblewrap and prlimit."""
@@ -60,6 +74,8 @@ class Sandbox:
         if bwrap is None:
             raise SandboxUnavailable(f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}")
         args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        for path in self.keep:
+            args += ["--ro-bind", str(path), str(path)]
         for path in self.hide:  # an empty folder over each hidden path (mounted before the writable ones)
             if Path(path).is_dir():
                 args += ["--tmpfs", str(Path(path).resolve())]
@@ -82,18 +98,27 @@ def find_bwrap() -> str | None:
     return shutil.which("bwrap")
 
 
-def check_available() -> None:
-    """Raise SandboxUnavailable unless a trivial command runs inside the sandbox on this machine."""
+def check_available(sandbox: Sandbox | None = None) -> None:
+    """Raise SandboxUnavailable unless the sandbox works here and this interpreter starts inside it."""
+    sandbox = sandbox or Sandbox()
     if find_bwrap() is None:
         raise SandboxUnavailable(f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}")
     try:
-        done = subprocess.run(Sandbox().command(["true"]), capture_output=True, text=True, timeout=30)
+        done = subprocess.run(sandbox.command(["true"]), capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as err:
         raise SandboxUnavailable(f"bubblewrap could not start ({err}): {INSTALL_HINT}") from None
     if done.returncode != 0:
         reason = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no message"]
         raise SandboxUnavailable(f"bubblewrap is installed but cannot create a sandbox here ({reason[0]}); it needs "
                                  f"unprivileged user namespaces or a setuid bwrap. Otherwise {INSTALL_HINT}")
+    # A kernel that cannot start inside would score every student 0 without a word: try the real thing.
+    probe = sandbox.command([sys.executable, "-c", "import gancourse, ipykernel"])
+    done = subprocess.run(probe, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        reason = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no message"]
+        raise SandboxUnavailable(f"inside the sandbox, {sys.executable} cannot import gancourse and ipykernel "
+                                 f"({reason[0]}); is the environment on a path the sandbox hides? Otherwise "
+                                 f"{INSTALL_HINT}")
 
 
 class SandboxedKernelManager(CurrentPythonKernelManager):
@@ -128,7 +153,7 @@ class SandboxedKernelManager(CurrentPythonKernelManager):
         sandbox = self.sandbox or Sandbox()
         cwd = self._launch_cwd
         writable = [*sandbox.writable, self._socket_dir, *([cwd] if cwd else [])]
-        return Sandbox(sandbox.hide, writable, sandbox.limits).command(cmd, cwd=cwd)
+        return Sandbox(sandbox.hide, writable, sandbox.limits, sandbox.keep).command(cmd, cwd=cwd)
 
     async def _async_pre_start_kernel(self, **kw):
         self._launch_cwd = kw.get("cwd")

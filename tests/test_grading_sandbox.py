@@ -127,3 +127,14 @@ def test_grading_refuses_to_run_unsandboxed_without_being_told(tmp_path, monkeyp
     with pytest.raises(GradingError, match="no sandbox.*apt-get install -y bubblewrap.*--no-sandbox"):
         grade(TOY.stem, subs, tmp_path / "out.csv", solutions_dir=TOY.parent, timeout=30)
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_sandbox_the_kernel_cannot_start_in_is_refused_up_front():
+    """Were the interpreter's environment hidden (a private /tmp over a clone in /tmp), every kernel would
+    die at start and every student would score 0; the check says so before grading starts."""
+    import sys
+
+    blind = sandbox.Sandbox(hide=[Path(sys.prefix)], keep=[])
+    with pytest.raises(sandbox.SandboxUnavailable, match="cannot import gancourse and ipykernel"):
+        sandbox.check_available(blind)
+    sandbox.check_available()  # the default keeps what the kernel needs
