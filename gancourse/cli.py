@@ -50,22 +50,31 @@ def cmd_exercises(args: argparse.Namespace) -> int:
     return OK
 
 
+def add_grade_options(parser: argparse.ArgumentParser, timeout: int) -> None:
+    """The options of a grading run, shared by `python -m gancourse grade` and `python -m gancourse.grading`."""
+    parser.add_argument("lesson", help='the lesson: "1", "01_gan_game" or a path to a solution notebook')
+    parser.add_argument("submissions", help="folder of submissions: <student>/<lesson>.ipynb or <student>.ipynb")
+    parser.add_argument("--out", default="grades.csv", help="CSV file to write (default grades.csv)")
+    parser.add_argument("--timeout", type=int, default=timeout, help=f"seconds a single cell may run (default {timeout})")
+    parser.add_argument("--workdir", default=None, help="keep nbgrader's course folder here (must be empty)")
+    parser.add_argument("--feedback", default=None, help="write each student's graded notebook as HTML here")
+    parser.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
+    parser.add_argument("--regrade", action="store_true", help="grade every student again, changed or not")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run students' code without the bubblewrap sandbox, as you: it can then read the "
+                             "hidden tests and your files and change the gradebook. Only for code you trust.")
+
+
 def cmd_grade(args: argparse.Namespace) -> int:
     """Autograde a folder of submissions for one lesson and write the CSV."""
-    from gancourse.grading import grade
+    from gancourse.grading import grade_from_options
 
     if args.timeout <= 0:
         raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout}.")
     submissions = Path(args.submissions)
     if not submissions.is_dir():
         raise UsageError(f"submissions folder {submissions} does not exist; pass the folder of student notebooks.")
-    if args.no_sandbox:
-        from gancourse.sandbox import NO_SANDBOX_WARNING
-
-        print(NO_SANDBOX_WARNING, file=sys.stderr)
-    rows = grade(args.lesson, submissions, args.out, solutions_dir=_root(args) / "solutions",
-                 timeout=args.timeout, workdir=args.workdir, sandbox=not args.no_sandbox, feedback=args.feedback,
-                 jobs=args.jobs, regrade=args.regrade, progress=True)
+    rows = grade_from_options(args, _root(args) / "solutions")
     for row in rows:
         note = f"  ({row['note']})" if row.get("note") else ""
         print(f"{row['student']}: {row['total']:g}/{row['max']:g}{note}")
@@ -103,18 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=cmd_exercises)
 
     gr = sub.add_parser("grade", help="autograde a folder of student notebooks into a CSV")
-    gr.add_argument("lesson", help='the lesson: "1", "01_gan_game" or a solution notebook path')
-    gr.add_argument("submissions", help="folder with <student>/<lesson>.ipynb or <student>.ipynb")
-    gr.add_argument("--out", default="grades.csv", help="CSV to write (default grades.csv)")
-    gr.add_argument("--timeout", type=int, default=300,
-                    help="seconds any one cell may run (default 300: full-budget training cells take minutes on a CPU)")
-    gr.add_argument("--workdir", default=None, help="keep nbgrader's course folder here (must be empty)")
-    gr.add_argument("--feedback", default=None, help="folder for each student's graded notebook as HTML")
-    gr.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
-    gr.add_argument("--regrade", action="store_true", help="grade every student again, changed or not")
-    gr.add_argument("--no-sandbox", action="store_true",
-                    help="run students' code without the bubblewrap sandbox, as you: it can then read the hidden "
-                         "tests and your files and change the gradebook. Only for code you trust.")
+    add_grade_options(gr, timeout=300)  # 300 s: full-budget training cells take minutes on a laptop CPU
     gr.set_defaults(func=cmd_grade)
 
     ls = sub.add_parser("lessons", help="list the lessons")

@@ -670,28 +670,25 @@ def _grade_student(root: Path, config: Config, log: logging.Logger, lesson_id: s
     return row
 
 
+def grade_from_options(args: argparse.Namespace, solutions_dir: str | Path) -> list[dict]:
+    """grade() with the options of `gancourse.cli.add_grade_options`; warns on stderr when the sandbox is off."""
+    if args.no_sandbox:
+        print(NO_SANDBOX_WARNING, file=sys.stderr)
+    return grade(args.lesson, args.submissions, args.out, solutions_dir=solutions_dir, timeout=args.timeout,
+                 workdir=args.workdir, sandbox=not args.no_sandbox, feedback=args.feedback, jobs=args.jobs,
+                 regrade=args.regrade, progress=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line for instructors: python -m gancourse.grading LESSON SUBMISSIONS --out grades.csv."""
     parser = argparse.ArgumentParser(prog="python -m gancourse.grading", description=__doc__.splitlines()[0])
-    parser.add_argument("lesson", help='lesson to grade: "03_dcgan", "03" or a path to a solution notebook')
-    parser.add_argument("submissions", help="folder of submissions: <student>/<lesson>.ipynb or <student>.ipynb")
-    parser.add_argument("--out", default="grades.csv", help="CSV file to write (default grades.csv)")
+    from gancourse.cli import add_grade_options
+
+    add_grade_options(parser, timeout=60)
     parser.add_argument("--solutions", default="solutions", help="folder of solution notebooks")
-    parser.add_argument("--timeout", type=int, default=60, help="seconds a single cell may run (default 60)")
-    parser.add_argument("--workdir", default=None, help="keep the nbgrader course folder here")
-    parser.add_argument("--feedback", default=None, help="write each student's graded notebook as HTML here")
-    parser.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
-    parser.add_argument("--regrade", action="store_true", help="grade every student again, changed or not")
-    parser.add_argument("--no-sandbox", action="store_true",
-                        help="run students' code without the bubblewrap sandbox, as you: it can then read the "
-                             "hidden tests and your files and change the gradebook. Only for code you trust.")
     args = parser.parse_args(argv)
-    if args.no_sandbox:
-        print(NO_SANDBOX_WARNING, file=sys.stderr)
     try:
-        rows = grade(args.lesson, args.submissions, args.out, solutions_dir=args.solutions,
-                     timeout=args.timeout, workdir=args.workdir, sandbox=not args.no_sandbox,
-                     feedback=args.feedback, jobs=args.jobs, regrade=args.regrade, progress=True)
+        rows = grade_from_options(args, args.solutions)
     except GradingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
