@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import csv
 import hashlib
 import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import sys
 import sysconfig
@@ -37,6 +39,7 @@ from nbgrader.utils import capture_log
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
+from gancourse import judging
 from gancourse.course import CurrentPythonKernelManager
 from gancourse.sandbox import (NO_SANDBOX_WARNING, Sandbox, SandboxedKernelManager, SandboxUnavailable,
                                check_available)
@@ -45,6 +48,7 @@ COURSE_ID = "gancourse"
 _SAFE_ID = re.compile(r"[^\w.@-]+")
 _TIMEOUT_ERROR = "CellTimeoutError"
 _DEAD_KERNEL = "KernelDied"
+_SECRET = "__inputs_secret__"  # not a student: find_submissions skips names that start with "__"
 
 
 class GradingError(RuntimeError):
@@ -313,12 +317,12 @@ def _timeouts(autograded: Path) -> list[str]:
     return names
 
 
-def _failed_tests(autograded: Path, tasks: list[Task]) -> list[str]:
-    """'task: why' for every test cell that ended in an error: the check's own message, one line."""
+def _failed_tests(autograded: Path, tasks: list[Task]) -> dict[str, str]:
+    """{task: why} for every test cell that ended in an error: the check's own message, one line."""
     if not autograded.is_file():
-        return []
+        return {}
     graded = {t.grade_id for t in tasks}
-    found = []
+    found = {}
     for cell in nbformat.read(str(autograded), as_version=4).cells:
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         if grade_id not in graded:
@@ -327,7 +331,7 @@ def _failed_tests(autograded: Path, tasks: list[Task]) -> list[str]:
             if output.get("output_type") == "error" and output.get("ename") != _TIMEOUT_ERROR:
                 message = " ".join(str(output.get("evalue", "")).split())
                 why = f"{output.get('ename')}: {message}" if message else str(output.get("ename"))
-                found.append(f"{grade_id}: {why[:200]}")
+                found[grade_id] = why[:200]
                 break
     return found
 
@@ -346,15 +350,6 @@ def _read_submission(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
         return nbformat.reads(json.dumps(raw), as_version=4), ""
     except Exception as err:  # a notebook nbformat cannot even convert
         return None, f"submission is not a usable notebook ({type(err).__name__}: {err})"
-
-
-def _missing_tasks(nb: nbformat.NotebookNode, tasks: list[Task]) -> str:
-    """Say which autograded cells the student deleted; nbgrader scores those 0 without a word."""
-    present = {cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in nb.cells}
-    missing = [t.grade_id for t in tasks if t.grade_id not in present]
-    if missing and len(missing) == len(tasks):
-        return "no graded cells found; was it made from the exercise notebook?"
-    return f"graded cells deleted, scored 0: {', '.join(missing)}" if missing else ""
 
 
 def _scores(db_url: str, lesson_id: str, notebook: str, student_id: str) -> dict[str, float | None]:
@@ -397,6 +392,7 @@ def grade(
     jobs: int = 1,
     regrade: bool = False,
     progress: bool | None = None,
+    smoke: bool | None = None,
 ) -> list[dict]:
     """Autograde every student's notebook for `lesson`, write `out_csv` and return its rows.
 
@@ -404,7 +400,14 @@ def grade(
     "max" and "note" (why points were lost to something other than failed tests). `timeout`
     caps every cell in seconds. `workdir` keeps the nbgrader course folder (gradebook.db,
     autograded notebooks, nbgrader_config.py) for inspection; it must be empty or absent.
-    The student's kernel inherits this process's environment, GANCOURSE_SMOKE included.
+    `smoke`: grade with the lessons' tiny budgets and without their quality requirements (default: this
+    process's GANCOURSE_SMOKE). The grader decides: the kernel gets GANCOURSE_SMOKE set accordingly, the
+    notebook's setup and parameters cells are restored from the solution, and judges apply the grader's
+    mode whatever the notebook's SMOKE says by the time the tests run.
+
+    Only the answer cells of a submission are run, in the released notebook (setup, parameters and test
+    cells as the instructor wrote them). Tasks with a judge (judges/<lesson>.py beside the solution) are
+    scored in this process from what the kernel saved (gancourse.judging), never from the kernel's word.
 
     sandbox=True (the default) runs every student's kernel in gancourse.sandbox: no network, the
     machine read-only, the solution, hidden tests, gradebook and other submissions out of sight, CPU,
@@ -426,6 +429,8 @@ def grade(
             check_available()
         except SandboxUnavailable as err:
             raise GradingError(f"no sandbox for the students' code: {err}") from None
+    if smoke is None:
+        smoke = _env_smoke()
     solution = resolve_lesson(lesson, solutions_dir)
     lesson_id = notebook = solution.stem
     if "+" in lesson_id:
@@ -445,13 +450,14 @@ def grade(
             raise GradingError(f"workdir {root} is not empty; pass a new folder so an old gradebook is not mixed in.")
         root.mkdir(parents=True, exist_ok=True)
     try:
-        with _scripts_on_path(), warnings.catch_warnings():
+        with _scripts_on_path(), _smoke_env(smoke), warnings.catch_warnings():
             # nbgrader 0.9 trips SQLAlchemy 2's autoflush warnings; they do not affect the grades.
             warnings.filterwarnings("ignore", category=SAWarning, module="nbgrader")
             jail = Sandbox(hide=_hidden_from_students(root, solution, submissions_dir)) if sandbox else None
+            cache_path = Path(f"{out_csv}.cache.json")
             plan = _Plan(root, solution, lesson_id, notebook, tuple(tasks), timeout, jail,
-                         Path(feedback) if feedback is not None else None)
-            cache = _Cache(Path(f"{out_csv}.cache.json"), plan, sandbox)
+                         Path(feedback) if feedback is not None else None, smoke, _Cache.secret(cache_path))
+            cache = _Cache(cache_path, plan, sandbox)
             todo = [sub for sub in submissions if regrade or cache.row(sub) is None]
             graded = _grade_all(plan, todo, _safe_ids([s.student for s in submissions]), jobs,
                                 sys.stderr.isatty() if progress is None else progress)
@@ -470,6 +476,24 @@ def _hidden_from_students(root: Path, solution: Path, submissions_dir: str | Pat
     package runs from, when it runs from one."""
     checkout = Path(__file__).resolve().parent.parent / "solutions"
     return [root, solution.resolve().parent, Path(submissions_dir).resolve(), checkout]
+
+
+def _env_smoke() -> bool:
+    return os.environ.get("GANCOURSE_SMOKE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@contextlib.contextmanager
+def _smoke_env(smoke: bool):
+    """GANCOURSE_SMOKE as the grader decided, for the kernels started while grading."""
+    old = os.environ.get("GANCOURSE_SMOKE")
+    os.environ["GANCOURSE_SMOKE"] = "1" if smoke else "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("GANCOURSE_SMOKE", None)
+        else:
+            os.environ["GANCOURSE_SMOKE"] = old
 
 
 @contextlib.contextmanager
@@ -512,19 +536,33 @@ class _Plan:
     timeout: int
     sandbox: Sandbox | None
     feedback: Path | None
+    smoke: bool
+    secret: str  # with each submission's content, seeds the inputs its judges draw
 
 
 class _Cache:
     """Rows of earlier runs, keyed by the submission, the solution and the grading settings."""
 
     def __init__(self, path: Path, plan: _Plan, sandbox: bool):
-        self.path = path
-        settings = json.dumps([plan.timeout, os.environ.get("GANCOURSE_SMOKE", ""), sandbox, plan.feedback is not None])
-        self.salt = hashlib.sha256(plan.solution.read_bytes() + settings.encode()).hexdigest()
+        self.path, self.plan = path, plan
+        settings = json.dumps([plan.timeout, plan.smoke, sandbox, plan.feedback is not None])
+        judges = plan.solution.parent / "judges" / f"{plan.solution.stem}.py"
+        judged = judges.read_bytes() if judges.is_file() else b""
+        self.salt = hashlib.sha256(plan.solution.read_bytes() + judged + settings.encode()).hexdigest()
         try:
             self.saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
         except (OSError, ValueError):
             self.saved = {}  # a damaged cache only costs a regrade
+
+    @staticmethod
+    def secret(path: Path) -> str:
+        """This class's secret, kept in the cache file: the same submission gets the same judged inputs
+        on every run, and a student cannot work them out in advance."""
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8")).get(_SECRET)
+        except (OSError, ValueError, AttributeError):
+            saved = None
+        return saved if isinstance(saved, str) and saved else secrets.token_hex(16)
 
     def key(self, sub: Submission) -> str:
         content = sub.path.read_bytes() if sub.path is not None and sub.path.is_file() else b""
@@ -535,7 +573,8 @@ class _Cache:
         return dict(entry["row"]) if entry and entry.get("key") == self.key(sub) else None
 
     def save(self, submissions: list[Submission], rows: list[dict]) -> None:
-        data = {sub.student: {"key": self.key(sub), "row": row} for sub, row in zip(submissions, rows)}
+        data = {_SECRET: self.plan.secret}
+        data.update({sub.student: {"key": self.key(sub), "row": row} for sub, row in zip(submissions, rows)})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
@@ -588,6 +627,8 @@ class _Course:
     root: Path
     config: Config
     log: logging.Logger
+    release: nbformat.NotebookNode  # the exercise as released: what a submission's answers are put back into
+    judges: dict[str, judging.Judge]
 
 
 def _prepare_course(plan: _Plan, root: Path) -> _Course:
@@ -607,14 +648,14 @@ def _prepare_course(plan: _Plan, root: Path) -> _Course:
             "If this names nbgrader metadata or a BEGIN/END marker, `python -m gancourse.exercises "
             "--check` shows the same problem with the notebook's name."
         )
-    return _Course(root, config, log)
+    release = nbformat.read(str(root / "release" / plan.lesson_id / f"{plan.notebook}.ipynb"), as_version=4)
+    return _Course(root, config, log, release, judging.load_judges(plan.solution))
 
 
 def _grade_one(plan: _Plan, course: _Course, sub: Submission, student_id: str) -> dict:
     with Gradebook(course.config.CourseDirectory.db_url, COURSE_ID) as gb:
         gb.update_or_create_student(student_id, first_name=sub.student)
-    row = _grade_student(course.root, course.config, course.log, plan.lesson_id, plan.notebook, list(plan.tasks),
-                         sub, student_id)
+    row = _grade_student(plan, course, sub, student_id)
     if plan.feedback is not None:
         _write_feedback(course.root, course.config, course.log, plan.lesson_id, plan.notebook, sub, student_id,
                         plan.feedback)
@@ -635,19 +676,23 @@ def _write_feedback(root: Path, config: Config, log: logging.Logger, lesson_id: 
         shutil.copyfile(html, folder / f"{_SAFE_ID.sub('_', sub.student)}.html")
 
 
-def _grade_student(root: Path, config: Config, log: logging.Logger, lesson_id: str, notebook: str,
-                   tasks: list[Task], sub: Submission, student_id: str) -> dict:
+def _grade_student(plan: _Plan, course: _Course, sub: Submission, student_id: str) -> dict:
     """Autograde one submission in the prepared course and turn the gradebook entries into a row."""
-    timeout = config.Execute.timeout
+    root, config, log, tasks = course.root, course.config, course.log, list(plan.tasks)
+    lesson_id, notebook = plan.lesson_id, plan.notebook
     note, scores = sub.note, {}
     submitted, problem = _read_submission(sub.path) if sub.path is not None else (None, "")
     if submitted is None:
         note = _join(note, problem)
     else:
-        note = _join(note, _missing_tasks(submitted, tasks))
+        rebuilt, rebuild_note = rebuild_submission(course.release, submitted)
+        note = _join(note, rebuild_note)
         target = root / "submitted" / student_id / lesson_id / f"{notebook}.ipynb"
         target.parent.mkdir(parents=True)
-        shutil.copyfile(sub.path, target)
+        nbformat.write(rebuilt, str(target))
+        digest = hashlib.sha256(plan.secret.encode() + target.read_bytes()).digest()
+        inputs = judging.save_inputs(course.judges, target.parent / judging.INPUTS_DIR,
+                                     int.from_bytes(digest[:6], "big"))
         coursedir = CourseDirectory(config=config, log=log)
         coursedir.assignment_id = lesson_id
         coursedir.student_id = student_id
@@ -657,10 +702,16 @@ def _grade_student(root: Path, config: Config, log: logging.Logger, lesson_id: s
         autograded = root / "autograded" / student_id / lesson_id / f"{notebook}.ipynb"
         late = _timeouts(autograded)
         if late:
-            note = _join(note, f"timed out after {timeout}s in {', '.join(late)}")
-        for failure in _failed_tests(autograded, tasks):
-            note = _join(note, failure)
+            note = _join(note, f"timed out after {plan.timeout}s in {', '.join(late)}")
+        failures = _failed_tests(autograded, tasks)
         scores = _scores(config.CourseDirectory.db_url, lesson_id, notebook, student_id)
+        if course.judges and autograded.is_file():
+            verdicts = _judge_all(plan, course, rebuilt, autograded, inputs, failures, late)
+            scores.update(_record_verdicts(plan, course, student_id, autograded, verdicts))
+            failures = {**failures, **{g: o.note for g, o in verdicts.items() if not o.passed}}
+            failures = {g: failures[g] for g in (t.grade_id for t in tasks) if g in failures}
+        for grade_id, why in failures.items():
+            note = _join(note, f"{grade_id}: {why}")
     row: dict = {"student": sub.student}
     for task in tasks:
         row[task.grade_id] = float(scores.get(task.grade_id) or 0.0)
@@ -668,6 +719,121 @@ def _grade_student(root: Path, config: Config, log: logging.Logger, lesson_id: s
     row["max"] = sum(t.points for t in tasks)
     row["note"] = note
     return row
+
+
+def _meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def _is_answer(cell) -> bool:
+    return bool(_meta(cell).get("solution")) and cell.cell_type == "code"
+
+
+def _is_test(cell) -> bool:
+    meta = _meta(cell)
+    return bool(meta.get("grade")) and not meta.get("solution") and cell.cell_type == "code"
+
+
+def rebuild_submission(release: nbformat.NotebookNode,
+                       submitted: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, str]:
+    """The released notebook with the student's answer cells put in, and a note on what was left out.
+
+    Only answer cells come from the student: setup, parameters and test cells are the instructor's, so
+    editing them (a redefined check, SMOKE = True), deleting them or adding cells changes nothing.
+    """
+    answers = {}
+    for cell in submitted.cells:
+        grade_id = _meta(cell).get("grade_id")
+        if _is_answer(cell) and grade_id and grade_id not in answers:
+            answers[grade_id] = cell.source
+    nb = copy.deepcopy(release)
+    missing = []
+    for cell in nb.cells:
+        grade_id = _meta(cell).get("grade_id")
+        if _is_answer(cell):
+            if grade_id in answers:
+                cell.source = answers[grade_id]
+            else:
+                missing.append(grade_id)
+    ours = {c.source.strip() for c in release.cells if c.cell_type == "code"}
+    ids = {_meta(c).get("grade_id") for c in release.cells} - {None}
+    extra = [c for c in submitted.cells if c.cell_type == "code" and not _is_answer(c) and c.source.strip()
+             and c.source.strip() not in ours and _meta(c).get("grade_id") not in ids]
+    tests = {_meta(c).get("grade_id") for c in submitted.cells if _is_test(c)}
+    restored = [_meta(c)["grade_id"] for c in release.cells if _is_test(c) and _meta(c)["grade_id"] not in tests]
+    notes = []
+    if len(missing) == sum(_is_answer(c) for c in release.cells):
+        notes.append("no answer cells found; was it made from the exercise notebook?")
+    elif missing:
+        notes.append(f"answer cells missing, left unanswered: {', '.join(missing)}")
+    if extra:
+        notes.append(f"{len(extra)} added or edited cell(s) outside the answers not run (only answer cells are graded)")
+    if restored and len(restored) < len(tests | set(restored)):
+        notes.append(f"deleted test cells restored: {', '.join(restored)}")
+    return nb, _join(*notes)
+
+
+def _task_sources(nb: nbformat.NotebookNode) -> dict[str, tuple[str, str]]:
+    """For each test cell: (the answer cells since the previous test cell, every other code cell before it)."""
+    sources, answers, setup = {}, [], []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        if _is_answer(cell):
+            answers.append(cell.source)
+        elif _is_test(cell):
+            sources[_meta(cell)["grade_id"]] = ("\n\n".join(answers), "\n\n".join(setup))
+            answers = []
+        else:
+            setup.append(cell.source)
+    return sources
+
+
+def _judge_all(plan: _Plan, course: _Course, rebuilt: nbformat.NotebookNode, autograded: Path, inputs: dict,
+               failures: dict[str, str], late: list[str]) -> dict[str, judging.Outcome]:
+    """Judge every task that has a judge, from what the kernel saved beside the autograded notebook."""
+    folder = autograded.parent / judging.INPUTS_DIR
+    sources = _task_sources(rebuilt)
+    verdicts = {}
+    for task in plan.tasks:
+        judge = course.judges.get(task.grade_id)
+        if judge is None:
+            continue
+        why = failures.get(task.grade_id) or (f"timed out after {plan.timeout}s" if task.grade_id in late else "")
+        try:
+            outputs = judging.load_outputs(folder, task.grade_id)
+        except judging.Wrong as err:
+            verdicts[task.grade_id] = judging.Outcome(False, str(err))
+            continue
+        answers, setup = sources.get(task.grade_id, ("", ""))
+        verdicts[task.grade_id] = judging.judge_task(judge, inputs[task.grade_id], outputs, answers, setup,
+                                                     plan.smoke, why_missing=why)
+    return verdicts
+
+
+def _record_verdicts(plan: _Plan, course: _Course, student_id: str, autograded: Path,
+                     verdicts: dict[str, judging.Outcome]) -> dict[str, float]:
+    """Write the judges' scores into the gradebook and their verdicts under the test cells (for feedback)."""
+    points = {t.grade_id: t.points for t in plan.tasks}
+    scores = {g: (points[g] if o.passed else 0.0) for g, o in verdicts.items()}
+    with Gradebook(course.config.CourseDirectory.db_url, COURSE_ID) as gb:
+        for grade_id, score in scores.items():
+            try:
+                entry = gb.find_grade(grade_id, plan.notebook, plan.lesson_id, student_id)
+            except MissingEntry:
+                continue
+            entry.auto_score = score
+        gb.db.commit()
+    nb = nbformat.read(str(autograded), as_version=4)
+    for cell in nb.cells:
+        outcome = verdicts.get(_meta(cell).get("grade_id")) if _is_test(cell) else None
+        if outcome is not None:
+            text = "✓ the grader's verdict: passed" if outcome.passed else f"✗ the grader's verdict: {outcome.note}"
+            cell.setdefault("outputs", []).append(nbformat.v4.new_output("stream", name="stdout", text=text + "\n"))
+    os.chmod(autograded, 0o644)  # nbgrader leaves it read-only
+    nbformat.write(nb, str(autograded))
+    os.chmod(autograded, 0o444)
+    return scores
 
 
 def grade_from_options(args: argparse.Namespace, solutions_dir: str | Path) -> list[dict]:

@@ -19,7 +19,7 @@ import pytest
 
 from gancourse import sandbox
 from gancourse.grading import GradingError, grade
-from test_grading import ADD, TOY, full, put
+from test_grading import ADD, TOY, full, install_toy, put
 
 REPO = Path(__file__).resolve().parent.parent
 MARK = "4242.5"  # `sleep 4242.5`: a process a submission tries to leave running
@@ -39,8 +39,7 @@ def probe(report: dict) -> str:
 def hostile_class(tmp_path_factory):
     base = tmp_path_factory.mktemp("hostile")
     solutions, subs, course = base / "solutions", base / "submissions", base / "course"
-    solutions.mkdir()
-    shutil.copy(TOY, solutions / TOY.name)
+    install_toy(solutions)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()

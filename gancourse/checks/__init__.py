@@ -7,6 +7,8 @@ still sees an error and gives the cell no points.
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -77,3 +79,47 @@ def keeps_rng(check):
         with torch.random.fork_rng(devices=[]):
             return check(*args, **kwargs)
     return wrapper
+
+
+class Probe:
+    """The grader's inputs for one task, and where the hidden test saves what the student's code returned.
+
+    Only `gancourse grade` writes the inputs (grading/<task>.in.pt beside the notebook); the verdict is
+    reached from the saved outputs in the grader's own process (gancourse.judging), not in this kernel.
+    """
+
+    def __init__(self, task: str, folder: str | os.PathLike = "grading"):
+        self.task, self.folder = task, Path(folder)
+        source = self.folder / f"{task}.in.pt"
+        if not source.is_file():
+            raise CheckFailed(f"no grading inputs for {task}: this hidden test runs only under `gancourse grade`")
+        self.inputs = torch.load(source, map_location="cpu", weights_only=True)
+
+    def __getitem__(self, key: str):
+        return self.inputs[key]
+
+    def save(self, **outputs) -> None:
+        target = self.folder / f"{self.task}.out.pt"
+        tmp = target.with_suffix(".tmp")
+        torch.save({k: _plain(v) for k, v in outputs.items()}, tmp)
+        os.replace(tmp, target)
+
+
+def probe(task: str) -> Probe:
+    """The grader's inputs for `task` (used by hidden tests)."""
+    return Probe(task)
+
+
+def _plain(value):
+    """Tensors, numbers, strings and containers of them, as torch.load(weights_only=True) reads them back."""
+    if torch.is_tensor(value):
+        return value.detach().cpu().clone()
+    if isinstance(value, torch.nn.Module):
+        return {k: v.detach().cpu().clone() for k, v in value.state_dict().items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return f"<{type(value).__name__}>"
