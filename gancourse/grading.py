@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
 from nbgrader.coursedir import CourseDirectory
@@ -48,6 +48,7 @@ COURSE_ID = "gancourse"
 _SAFE_ID = re.compile(r"[^\w.@-]+")
 _TIMEOUT_ERROR = "CellTimeoutError"
 _DEAD_KERNEL = "KernelDied"
+_STOPPED_KERNEL = "KernelStopped"
 _SECRET = "__inputs_secret__"  # not a student: find_submissions skips names that start with "__"
 
 
@@ -58,9 +59,10 @@ class GradingError(RuntimeError):
 class CurrentPythonExecute(Execute):
     """nbgrader's Execute step, running every notebook on CurrentPythonKernelManager (or `kernel_class`).
 
-    A kernel that dies (out of memory, os._exit, killed) stops nbgrader's run and would zero the whole
-    notebook. Here the cells that ran keep their outputs, so the tests that passed before the death keep
-    their points; the cell that was running and every later test cell get an error saying why.
+    A kernel that dies (out of memory, os._exit, killed), or one that ignores the interrupt sent when a
+    cell runs out of time, stops nbgrader's run and would zero the whole notebook. Here the cells that ran
+    keep their outputs, so the tests that passed before keep their points; the cell that was running and
+    every later test cell get an error saying why.
     """
 
     kernel_class = CurrentPythonKernelManager
@@ -76,25 +78,35 @@ class CurrentPythonExecute(Execute):
         except DeadKernelError:
             _mark_after_death(nb)
             return nb, resources
+        except CellTimeoutError:  # interrupted, the kernel kept running: nbclient gave up on it
+            _mark_after_death(nb, hung=self.timeout)
+            return nb, resources
 
 
-def _mark_after_death(nb: nbformat.NotebookNode) -> None:
-    """Error outputs on the cell that was running when the kernel died and on every later test cell."""
+def _mark_after_death(nb: nbformat.NotebookNode, hung: int | None = None) -> None:
+    """Error outputs on the cell that was running when the kernel died (or hung) and on every later test cell."""
     code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]  # empty cells never run
 
-    def finished(cell) -> bool:  # nbclient records the time of each reply it received
-        return "shell.execute_reply" in cell.metadata.get("execution", {})
+    def finished(cell) -> bool:  # nbclient records when the kernel replied and went idle after the cell
+        execution = cell.metadata.get("execution", {})
+        return "shell.execute_reply" in execution and "iopub.status.idle" in execution
 
     died_at = next((i for i, c in enumerate(code) if not finished(c)), len(code))
     if died_at == len(code):
         return
     name = code[died_at].metadata.get("nbgrader", {}).get("grade_id") or f"code cell {died_at + 1}"
+    if hung is None:
+        why = f"the kernel died while {name} ran (out of memory, os._exit or killed); this cell did not finish"
+    else:
+        why = f"{name} ran past {hung}s and ignored the interrupt, so the kernel was stopped; this cell did not finish"
     for i, cell in enumerate(code[died_at:], start=died_at):
         meta = cell.metadata.get("nbgrader", {})
-        if i == died_at or (meta.get("grade") and not meta.get("solution")):
+        if i == died_at and hung is not None:
             cell.setdefault("outputs", []).append(nbformat.v4.new_output(
-                "error", ename=_DEAD_KERNEL, evalue=f"the kernel died while {name} ran (out of memory, os._exit or "
-                "killed); this cell did not finish", traceback=[]))
+                "error", ename=_TIMEOUT_ERROR, evalue=why, traceback=[]))
+        elif i == died_at or (meta.get("grade") and not meta.get("solution")):
+            cell.setdefault("outputs", []).append(nbformat.v4.new_output(
+                "error", ename=_DEAD_KERNEL if hung is None else _STOPPED_KERNEL, evalue=why, traceback=[]))
 
 
 class StderrIsNotAFailure(NbGraderPreprocessor):

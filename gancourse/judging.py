@@ -98,10 +98,13 @@ def judge_task(judge: Judge, inputs: dict, outputs: dict | None, answers: str, s
     """The verdict on one task: delegation first, then the outputs against the references."""
     delegated = delegations(answers, judge.forbidden, setup)
     if delegated:
-        return Outcome(False, f"the answer calls the library's own {delegated[0]} instead of implementing it; "
-                              "scored 0")
+        name = delegated[0]
+        if name.endswith(_DYNAMIC_NOTE):
+            return Outcome(False, f"the answer looks names up dynamically ({name.removesuffix(_DYNAMIC_NOTE)}), "
+                                  "which this task does not accept; scored 0")
+        return Outcome(False, f"the answer calls the library's own {name} instead of implementing it; scored 0")
     if outputs is None:
-        return Outcome(False, why_missing or "the test cell did not finish, so nothing could be judged")
+        return Outcome(False, why_missing or "the test cell saved nothing to judge")
     try:
         judge.verdict(inputs, outputs, smoke)
     except Wrong as err:
@@ -112,6 +115,7 @@ def judge_task(judge: Judge, inputs: dict, outputs: dict | None, answers: str, s
 
 
 # -- delegation: does an answer call the library's implementation of its own task? --------------------
+_DYNAMIC_NOTE = " (a dynamic look-up)"
 _DYNAMIC = {"__import__", "eval", "exec", "compile", "get_ipython", "globals", "vars", "__builtins__"}
 _DYNAMIC_DOTTED = ("importlib", "sys.modules", "builtins")
 
@@ -150,11 +154,11 @@ def delegations(answers: str, forbidden: tuple[str, ...], setup: str = "") -> li
             if _matches(dotted, forbidden):
                 found.append(dotted)
             elif dotted.split(".")[0] in _DYNAMIC or dotted.startswith(_DYNAMIC_DOTTED):
-                found.append(f"{dotted} (a dynamic look-up)")
+                found.append(dotted + _DYNAMIC_NOTE)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in {"getattr", "setattr"}:
             attr = node.args[1] if len(node.args) > 1 else None
             if not (isinstance(attr, ast.Constant) and isinstance(attr.value, str)):
-                found.append(f"{node.func.id} with a computed name (a dynamic look-up)")
+                found.append(f"{node.func.id} with a computed name" + _DYNAMIC_NOTE)
             elif any(f.rsplit(".", 1)[-1] == attr.value for f in forbidden):
                 found.append(f"{attr.value} through {node.func.id}")
     return list(dict.fromkeys(found))
