@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import answers
 from gancourse.checks import CheckFailed
 from gancourse.checks import lesson03 as checks
 from gancourse.data import InMemoryData
@@ -12,9 +13,9 @@ from gancourse.train import AdversarialGAN, Trainer
 
 # -- task 1: one_hot_planes -------------------------------------------------------------------------
 def test_right_answers_pass(capsys):
-    checks.check_one_hot_planes(checks.reference_one_hot_planes)
-    checks.check_generator_input(checks.reference_generator_input)
-    checks.check_class_grid(checks.reference_class_grid)
+    checks.check_one_hot_planes(answers.l03_one_hot_planes)
+    checks.check_generator_input(answers.l03_generator_input)
+    checks.check_class_grid(answers.l03_class_grid)
     assert capsys.readouterr().out.count("✓") == 3
 
 
@@ -107,7 +108,7 @@ def _grid_uniform_noise(G, num_classes, per_class, z_dim):
 
 
 def _grid_stacked(G, num_classes, per_class, z_dim):
-    return checks.reference_class_grid(G, num_classes, per_class, z_dim).view(num_classes, per_class, 1, 2, z_dim)
+    return answers.l03_class_grid(G, num_classes, per_class, z_dim).view(num_classes, per_class, 1, 2, z_dim)
 
 
 def _grid_float_labels(G, num_classes, per_class, z_dim):
@@ -135,7 +136,7 @@ def test_checks_leave_the_global_random_stream_alone():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    checks.check_class_grid(checks.reference_class_grid)
+    checks.check_class_grid(answers.l03_class_grid)
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -164,7 +165,7 @@ class TinyD(nn.Module):
                                  nn.Linear(4 * size * size, 1))
 
     def forward(self, x, y):
-        planes = checks.reference_one_hot_planes(y, self.num_classes, x.shape[2], x.shape[3])
+        planes = answers.l03_one_hot_planes(y, self.num_classes, x.shape[2], x.shape[3])
         x = x.detach() if self.detach else x
         out = self.net(torch.cat([x, planes * (1 if self.use_label else 0)], 1))
         return out if self.keep_dim else out.flatten()

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import answers
 from gancourse import losses
 from gancourse.checks import CheckFailed
 from gancourse.checks import lesson04 as checks
@@ -40,9 +41,9 @@ def test_right_answers_pass(capsys):
     checks.check_clip_weights(losses.clip_weights_)
     checks.check_gradient_penalty(lambda critic, real, fake, weight=10.0:
                                   losses.gradient_penalty(critic, real, fake, weight=weight))
-    checks.check_train_step(checks.reference_train_step)
+    checks.check_train_step(answers.l04_train_step)
     checks.check_train_step(library_train_step)
-    checks.check_train_step(checks.reference_train_step, n_critic=1, gp_weight=5.0, seed=3)
+    checks.check_train_step(answers.l04_train_step, n_critic=1, gp_weight=5.0, seed=3)
     assert capsys.readouterr().out.count("✓") == 6
 
 
@@ -100,8 +101,8 @@ def test_checks_leave_the_students_random_stream_alone():
     expected = torch.rand(3)
     torch.manual_seed(0)
     checks.check_wasserstein_losses(losses.critic_loss_wasserstein, losses.generator_loss_wasserstein)
-    checks.check_gradient_penalty(checks.reference_gradient_penalty)
-    checks.check_train_step(checks.reference_train_step)
+    checks.check_gradient_penalty(answers.l04_gradient_penalty)
+    checks.check_train_step(answers.l04_train_step)
     assert torch.equal(torch.rand(3), expected)
 
 

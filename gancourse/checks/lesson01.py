@@ -85,7 +85,7 @@ def _tiny_nets(seed: int):
     return G, D
 
 
-def reference_train_step(G, D, opt_G, opt_D, real, z_dim):
+def _algorithm1_step(G, D, opt_G, opt_D, real, z_dim):
     """One step of Algorithm 1 with k = 1 and the non-saturating G loss (the lesson's version)."""
     z = torch.randn(len(real), z_dim)
     loss_d = losses.discriminator_loss(D(real), D(G(z).detach()))
@@ -103,7 +103,7 @@ def reference_train_step(G, D, opt_G, opt_D, real, z_dim):
 def check_train_step(fn) -> None:
     """fn(G, D, opt_G, opt_D, real, z_dim) -> (loss_D, loss_G): one D update, then one G update."""
     runs = []
-    for step_fn in (fn, reference_train_step):
+    for step_fn in (fn, _algorithm1_step):
         G, D = _tiny_nets(0)
         opt_G = torch.optim.SGD(G.parameters(), lr=0.1)
         opt_D = torch.optim.SGD(D.parameters(), lr=0.1)
@@ -156,4 +156,4 @@ def check_trained_gan(trainer, data, min_modes: int | None = None, min_high_qual
 
 
 __all__ = ["check_discriminator_loss", "check_generator_losses", "check_optimal_discriminator",
-           "check_train_step", "check_trained_gan", "reference_train_step"]
+           "check_train_step", "check_trained_gan"]

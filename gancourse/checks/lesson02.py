@@ -71,7 +71,7 @@ def check_init(fn) -> None:
     passed("init_weights_ sets conv weights to N(0, 0.02), BatchNorm weights to N(1, 0.02) and biases to 0")
 
 
-def reference_discriminator_step(G, D, opt_D, real, z_dim):
+def _d_step(G, D, opt_D, real, z_dim):
     z = torch.randn(len(real), z_dim)
     loss = losses.discriminator_loss(D(real), D(G(z).detach()))
     opt_D.zero_grad()
@@ -91,7 +91,7 @@ def _tiny(seed):
 def check_discriminator_step(fn) -> None:
     """fn(G, D, opt_D, real, z_dim) -> loss: one update of D only, on real and detached fake images."""
     results = []
-    for step in (fn, reference_discriminator_step):
+    for step in (fn, _d_step):
         G, D = _tiny(0)
         opt_D = torch.optim.SGD(D.parameters(), lr=0.1)
         real = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1

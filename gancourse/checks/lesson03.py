@@ -12,23 +12,15 @@ from gancourse.checks import CheckFailed, keeps_rng, call, expect_tensor, passed
 from gancourse.models.cgan import check_labels
 
 
-# -- reference answers (the hidden tests compare with these) ---------------------------------------
-def reference_one_hot_planes(y: torch.Tensor, num_classes: int, height: int, width: int) -> torch.Tensor:
+# -- what the checks compare with ----------------------------------------------------------------
+def _planes(y: torch.Tensor, num_classes: int, height: int, width: int) -> torch.Tensor:
     """(N, C, H, W) float planes: plane y[i] of image i all ones, every other plane zeros."""
     return F.one_hot(y, num_classes).float()[:, :, None, None].expand(-1, -1, height, width)
 
 
-def reference_generator_input(z: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+def _with_labels(z: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
     """[z; one_hot(y)]: the noise with the one-hot label appended, (N, z_dim + C)."""
     return torch.cat([z, F.one_hot(y, num_classes).to(z.dtype)], dim=1)
-
-
-def reference_class_grid(G: nn.Module, num_classes: int, per_class: int, z_dim: int) -> torch.Tensor:
-    """Row r holds class r; column j uses the same z in every row."""
-    with torch.no_grad():
-        z = torch.randn(per_class, z_dim).repeat(num_classes, 1)
-        y = torch.arange(num_classes).repeat_interleave(per_class)
-        return G(z, y)
 
 
 # -- task 1: label planes for D ---------------------------------------------------------------------
@@ -57,7 +49,7 @@ def check_one_hot_planes(fn) -> None:
     if not out.is_floating_point():
         raise CheckFailed(f"one_hot_planes returned dtype {out.dtype}; the planes are stacked onto float images, "
                           "so return floats (add .float()).")
-    expected = reference_one_hot_planes(y, 5, 3, 4)
+    expected = _planes(y, 5, 3, 4)
     for i in range(len(y)):
         if not torch.equal(out[i], expected[i]):
             found = _planes_with_ones(out[i])
@@ -71,7 +63,7 @@ def check_one_hot_planes(fn) -> None:
                               "one_hot_planes(tensor([9, 3]), 10, 2, 2)", shape=(2, 10, 2, 2))
     except CheckFailed as err:
         raise CheckFailed(f"{err} With 10 classes and 2x2 planes it fails: {fixed}") from None
-    if not torch.equal(other.float(), reference_one_hot_planes(torch.tensor([9, 3]), 10, 2, 2)):
+    if not torch.equal(other.float(), _planes(torch.tensor([9, 3]), 10, 2, 2)):
         raise CheckFailed(f"one_hot_planes(tensor([9, 3]), 10, 2, 2) is wrong: {fixed}")
     passed("one_hot_planes makes C planes per image with plane y all ones: ready to stack onto the image")
 
@@ -114,7 +106,7 @@ def check_generator_input(fn) -> None:
                               "generator_input(zeros(2, 3), tensor([9, 0]), 10)", shape=(2, 13))
     except CheckFailed as err:
         raise CheckFailed(f"{err} With 10 classes it fails: {fixed}") from None
-    if not torch.allclose(other.float(), reference_generator_input(torch.zeros(2, 3), torch.tensor([9, 0]), 10)):
+    if not torch.allclose(other.float(), _with_labels(torch.zeros(2, 3), torch.tensor([9, 0]), 10)):
         raise CheckFailed(f"generator_input(zeros(2, 3), tensor([9, 0]), 10) is wrong: {fixed}")
     passed("generator_input appends the one-hot label to z: (N, z_dim + C)")
 
@@ -264,5 +256,4 @@ def check_trained_conditional_gan(trainer, min_accuracy: float | None = None) ->
 
 
 __all__ = ["check_one_hot_planes", "check_generator_input", "check_class_grid", "check_conditional_networks",
-           "check_trained_conditional_gan", "reference_one_hot_planes", "reference_generator_input",
-           "reference_class_grid", "InputEcho"]
+           "check_trained_conditional_gan", "InputEcho"]
