@@ -60,6 +60,11 @@ def add_grade_options(parser: argparse.ArgumentParser, timeout: int) -> None:
     parser.add_argument("--feedback", default=None, help="write each student's graded notebook as HTML here")
     parser.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
     parser.add_argument("--regrade", action="store_true", help="grade every student again, changed or not")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--smoke", dest="smoke", action="store_const", const=True, default=None,
+                      help="grade with the lessons' tiny budgets, no quality requirements (default: GANCOURSE_SMOKE)")
+    mode.add_argument("--full", dest="smoke", action="store_const", const=False,
+                      help="grade with the lessons' full budgets and quality requirements")
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run students' code without the bubblewrap sandbox, as you: it can then read the "
                              "hidden tests and your files and change the gradebook. Only for code you trust.")

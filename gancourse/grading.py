@@ -854,7 +854,7 @@ def grade_from_options(args: argparse.Namespace, solutions_dir: str | Path) -> l
         print(NO_SANDBOX_WARNING, file=sys.stderr)
     return grade(args.lesson, args.submissions, args.out, solutions_dir=solutions_dir, timeout=args.timeout,
                  workdir=args.workdir, sandbox=not args.no_sandbox, feedback=args.feedback, jobs=args.jobs,
-                 regrade=args.regrade, progress=True)
+                 regrade=args.regrade, progress=True, smoke=getattr(args, "smoke", None))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -294,3 +294,14 @@ def test_parallel_grading_gives_the_same_rows_and_unchanged_work_is_not_graded_a
     graded.clear()
     grade("99", subs, tmp_path / "b" / "grades.csv", solutions_dir=solutions, timeout=60, regrade=True)
     assert graded == ["ann", "bob", "cat"]
+
+
+@pytest.mark.grading
+def test_the_grader_decides_smoke_mode_not_the_environment_or_the_notebook(tmp_path, monkeypatch):
+    solutions, subs = tmp_path / "solutions", tmp_path / "subs"
+    install_toy(solutions)
+    sees_full = "import os\nassert os.environ['GANCOURSE_SMOKE'] == '0' and SMOKE is False\n" + ADD
+    put(full(add_solution=sees_full), subs / "una" / TOY.name)
+    monkeypatch.setenv("GANCOURSE_SMOKE", "1")
+    rows = grade("99", subs, tmp_path / "g.csv", solutions_dir=solutions, timeout=30, smoke=False)
+    assert rows[0]["total"] == 6.0, rows[0]["note"]
