@@ -64,12 +64,28 @@ def _describe(cell: nbformat.NotebookNode, index: int) -> str:
 
 @pytest.mark.notebook
 @pytest.mark.timeout(NOTEBOOK_TIMEOUT)
-@pytest.mark.parametrize("path", LESSONS + SOLUTIONS, ids=_rel)
+@pytest.mark.parametrize("path", LESSONS, ids=_rel)
 def test_notebook_runs_in_smoke_mode(path, tmp_path):
     run = course.run_lesson(path, out_dir=tmp_path / "runs", smoke=True, timeout=CELL_TIMEOUT, root=REPO)
     assert run.ok, f"{_rel(path)} failed in smoke mode: {run.error}\n{_traceback_of(run.output)}"
     if path.parent.name == "notebooks":
         assert run.verdict, f"{_rel(path)} ran but printed no line starting with 'VERDICT:' (its \"did it work?\" cell)."
+
+
+@pytest.mark.notebook
+@pytest.mark.grading
+@pytest.mark.timeout(NOTEBOOK_TIMEOUT)
+@pytest.mark.parametrize("path", SOLUTIONS, ids=_rel)
+def test_solution_scores_full_marks_under_the_grader_in_smoke_mode(path, tmp_path):
+    """A solution's hidden blocks need the grader's inputs, so it runs the way students' work does."""
+    from gancourse.grading import grade
+
+    submission = tmp_path / "class" / "solution" / path.name
+    submission.parent.mkdir(parents=True)
+    submission.write_bytes(path.read_bytes())
+    (row,) = grade(path.stem, tmp_path / "class", tmp_path / "grades.csv", solutions_dir=REPO / "solutions",
+                   timeout=CELL_TIMEOUT, smoke=True)
+    assert row["total"] == row["max"] > 0 and row["note"] == "", row
 
 
 @pytest.mark.notebook
