@@ -90,7 +90,7 @@ def test_solution_scores_full_marks_under_the_grader_in_smoke_mode(path, tmp_pat
 
 @pytest.mark.notebook
 @pytest.mark.timeout(NOTEBOOK_TIMEOUT)
-@pytest.mark.parametrize("path", LESSONS + SOLUTIONS, ids=_rel)
+@pytest.mark.parametrize("path", LESSONS, ids=_rel)
 def test_notebook_passes_nbval_lax(path):
     command = [
         sys.executable, "-m", "pytest", str(path), "--nbval-lax", "--nbval-current-env",
