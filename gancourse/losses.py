@@ -162,6 +162,35 @@ def clip_weights_(module: torch.nn.Module, c: float) -> torch.nn.Module:
     return module
 
 
+# -- lesson 05: image-to-image translation -----------------------------------------------------------
+def cycle_consistency_loss(real: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tensor:
+    """E|F(G(x)) - x|_1: the L1 distance between an image and its round trip through both mappings
+    (Zhu et al. 2017, arXiv 1703.10593, eq. 2, one direction; CycleGAN adds both, times lambda = 10)."""
+    _same_shape("cycle_consistency_loss", real, reconstructed)
+    return (reconstructed - real).abs().mean()
+
+
+def identity_loss(real: torch.Tensor, mapped: torch.Tensor) -> torch.Tensor:
+    """E|G(y) - y|_1 for y already in G's target domain: G should leave such an image alone. It keeps
+    colours from drifting (Zhu et al. 2017, sec. 5.2, after Taigman et al. 2017); CycleGAN weighs it
+    0.5 * lambda, applied to both mappings."""
+    _same_shape("identity_loss", real, mapped)
+    return (mapped - real).abs().mean()
+
+
+def reconstruction_loss(target: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """E|G(x) - y|_1 against the true partner y: pix2pix's L1 term (Isola et al. 2016, eq. 3, lambda = 100),
+    possible only when the pairs are known."""
+    _same_shape("reconstruction_loss", target, output)
+    return (output - target).abs().mean()
+
+
+def _same_shape(name: str, a: torch.Tensor, b: torch.Tensor) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{name} compares two batches of the same shape (N, C, H, W); got {tuple(a.shape)} "
+                         f"and {tuple(b.shape)}")
+
+
 # -- objectives by name: the losses plus the Lipschitz device and optimiser defaults each was published with
 @dataclass(frozen=True)
 class Objective:

@@ -11,16 +11,18 @@ Every sampler has `kind` ("points" or "images"), `shape`, `num_classes`, `classe
 
 Built in: "ring8", "grid25" (2-D mixtures with known modes), "digits" (scikit-learn's bundled digits,
 offline), "mnist", "fashion-mnist", "cifar10", "celeba" (torchvision, downloaded once), "folder" (any
-folder of images) and "unpaired" (trainA/trainB/testA/testB folders). Add more with `@register(name)`.
+folder of images), "unpaired" (trainA/trainB/testA/testB folders) and "glyphs" (two font styles with a
+hidden pairing, for CycleGAN; one style alone: "glyphs-sans", "glyphs-serif"). Add more with `@register(name)`.
 """
 from gancourse.data.dataset import InMemoryData
 from gancourse.data.registry import DatasetUnavailableError, UnknownDatasetError, available, load, register
 from gancourse.data.streaming import StreamingData
-from gancourse.data.unpaired import UnpairedData
+from gancourse.data.unpaired import PairedData, UnpairedData
 from gancourse.data.mixtures import MixtureData  # noqa: E402  (importing registers ring8, grid25)
 from gancourse.data import images  # noqa: E402,F401  (registers digits, mnist, fashion-mnist, cifar10)
 from gancourse.data import folders  # noqa: E402,F401  (registers folder, unpaired)
 from gancourse.data import celeba  # noqa: E402,F401  (registers celeba)
+from gancourse.data import glyphs  # noqa: E402,F401  (registers glyphs, glyphs-sans, glyphs-serif)
 
-__all__ = ["DatasetUnavailableError", "InMemoryData", "MixtureData", "StreamingData", "UnknownDatasetError",
+__all__ = ["DatasetUnavailableError", "InMemoryData", "MixtureData", "PairedData", "StreamingData", "UnknownDatasetError",
            "UnpairedData", "available", "load", "register"]

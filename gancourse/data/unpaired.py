@@ -69,7 +69,7 @@ class UnpairedData:
 
     def to(self, device: torch.device | str, memory_format: torch.memory_format | None = None) -> UnpairedData:
         """A copy with both domains moved to `device` (memory_format as in InMemoryData.to)."""
-        return UnpairedData(self._sides["A"].to(device, memory_format=memory_format),
+        return type(self)(self._sides["A"].to(device, memory_format=memory_format),
                             self._sides["B"].to(device, memory_format=memory_format), name=self.name,
                             split=self.split)
 
@@ -87,3 +87,28 @@ class UnpairedData:
         a, b = self._sides["A"], self._sides["B"]
         return (f"{type(self).__name__}(name={self.name!r}, kind={self.kind!r}, split={self.split!r}, "
                 f"A: N={len(a)} shape={a.shape}, B: N={len(b)} shape={b.shape}, device={self.device})")
+
+
+class PairedData(UnpairedData):
+    """Two domains whose rows correspond: row i of B is the translation of row i of A (pix2pix's setting,
+    or the hidden ground truth of a test split). `sample` still draws each domain on its own;
+    `sample_pairs` draws matching rows."""
+
+    paired = True
+
+    def __init__(self, a, b, *, name: str, split: str | None = None) -> None:
+        super().__init__(a, b, name=name, split=split)
+        if len(a) != len(b):
+            raise ValueError(f"{name}: paired domains need the same number of rows; A has {len(a)}, B {len(b)}.")
+        if not hasattr(a, "_rows"):
+            raise TypeError(f"{name}: paired domains must be in memory (InMemoryData), to draw matching rows.")
+
+    def sample_pairs(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n pairs (a, b) drawn uniformly with replacement: b[i] is the translation of a[i]."""
+        a = self.domain("A")
+        rows = a._random_rows(n)
+        return a._rows(rows), self.domain("B")._rows(rows)
+
+    def pairs(self, rows: slice | torch.Tensor = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pairs at `rows` (all of them by default), in order: for measuring, not training."""
+        return self.domain("A").x[rows], self.domain("B").x[rows]

@@ -108,25 +108,30 @@ class GAN:
         inputs: what this family's generator needs besides noise: `z` (codes, (n, z_dim)), `labels`
             (a conditional GAN), `data` (the set to draw sources from), ...; see `generator_inputs`.
         """
-        g = self._sampling_net(net)
+        g = self._sampling_net(net, self.generator_name(inputs))
         rng = as_rng(rng)
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             raise ValueError(f"n must be a positive int (how many samples); got {n!r}")
         if n is None:
-            z = inputs.get("z")
-            if z is None:
-                raise ValueError("generate() needs n, or inputs that fix it (such as z=...)")
-            n = len(z)
+            given = next((inputs[k] for k in ("z", "source") if inputs.get(k) is not None), None)
+            if given is None:
+                raise ValueError("generate() needs n, or inputs that fix it (such as z=... or source=...)")
+            n = len(given)
         with sampling_mode(g):
             return g(*self.generator_inputs(n, rng=rng, device=first_device(g), **inputs))
 
-    def _sampling_net(self, net) -> nn.Module:
+    def generator_name(self, inputs: Mapping) -> str:
+        """Which of `generator_names` a `generate` call with these inputs runs (CycleGAN: by direction)."""
+        return self.generator_names[0]
+
+    def _sampling_net(self, net, name: str | None = None) -> nn.Module:
+        name = name or self.generator_names[0]
         if net is None:
-            return self.generator
+            return self.nets[name]
         if isinstance(net, nn.Module):
             return net
         if isinstance(net, Mapping):
-            return net.get(self.generator_names[0], self.generator)
+            return net.get(name, self.nets[name])
         raise TypeError(f"net must be a generator module or a mapping of generator names to modules "
                         f"(e.g. trainer.ema.nets); got {type(net).__name__}")
 
