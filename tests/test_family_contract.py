@@ -18,53 +18,10 @@ from torch import nn
 from gancourse import losses
 from gancourse.data import load
 from gancourse.models import (ConditionalDCGANDiscriminator, ConditionalDCGANGenerator, DCGANCritic,
-                              DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator)
-from gancourse.train import GAN, AdversarialGAN, NonFiniteLossError, Trainer, frozen, load_checkpoint
+                              DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
+                              PatchDiscriminator, ResnetGenerator)
+from gancourse.train import AdversarialGAN, CycleGAN, NonFiniteLossError, Pix2Pix, Trainer, load_checkpoint
 from gancourse.widgets import Dashboard
-
-
-class TranslationGAN(GAN):
-    """A family without z: G turns a digit image into its colour negative's domain (a stand-in for
-    CycleGAN in this contract). G has BatchNorm, so its EMA needs standing statistics; it keeps an
-    image pool of past fakes as family state and a learning-rate scheduler."""
-
-    def __init__(self, pool_size: int = 8):
-        super().__init__()
-        G = nn.Sequential(nn.Conv2d(1, 8, 3, 1, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 1, 3, 1, 1), nn.Tanh())
-        D = nn.Sequential(nn.Conv2d(1, 8, 4, 2, 1), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(8 * 8 * 8, 1),
-                          nn.Flatten(0))
-        self.nets = {"G": G, "D": D}
-        self.opts = {k: torch.optim.Adam(v.parameters(), lr=1e-3, betas=(0.5, 0.999)) for k, v in self.nets.items()}
-        self.schedulers = {"G": torch.optim.lr_scheduler.LambdaLR(self.opts["G"], lambda i: 1.0 / (1 + 0.01 * i))}
-        self.pool_size = pool_size
-        self.pool = torch.zeros(0, 1, 16, 16)
-
-    def generator_inputs(self, n, *, rng, device, data=None, source=None):
-        if source is None:  # draw the sources from domain A of the training data with this rng
-            if data is None:
-                raise ValueError("pass source=<images of domain A> or data=<the unpaired set>")
-            domain = data.domain("A")
-            source = domain.x[torch.randint(len(domain), (n,), generator=rng).to(domain.device)]
-        return (source.to(device),)
-
-    def train_step(self, ctx):
-        G, D = self.nets["G"], self.nets["D"]
-        a, b = ctx.data.sample(ctx.batch_size, domain="A"), ctx.data.sample(ctx.batch_size, domain="B")
-        with torch.no_grad():
-            fake = G(a)
-        self.pool = torch.cat([fake.detach().cpu(), self.pool])[: self.pool_size]
-        loss_d = losses.discriminator_loss(D(b), D(fake))
-        ctx.optimize(loss_d, self.opts["D"])
-        with frozen(D):
-            loss_g = losses.generator_loss_nonsaturating(D(G(a)))
-        ctx.optimize(loss_g, self.opts["G"])
-        return {"loss_D": loss_d.detach(), "loss_G": loss_g.detach()}
-
-    def extra_state(self):
-        return {"pool": self.pool.clone()}
-
-    def load_extra_state(self, state):
-        self.pool = state["pool"].clone()
 
 
 def _digits():
@@ -95,16 +52,20 @@ def mlp_lazy_r1():
     return gan, load("ring8", n=2000), {}
 
 
-def translation_without_z():
-    from gancourse.data import UnpairedData
+def cyclegan_without_z():
+    """Two generators (EMA of both), two discriminators, image pools and a decaying lr as family state."""
+    G = lambda: ResnetGenerator(width=4, n_down=2, n_blocks=1)
+    D = lambda: PatchDiscriminator(width=4, n_layers=1)
+    return CycleGAN(G(), G(), D(), D(), pool_size=8), load("glyphs", size=16, limit=256), {"direction": "B2A"}
 
-    digits = _digits()
-    negatives = type(digits)(-digits.x, digits.y, name="negatives", kind="images", num_classes=10)
-    return TranslationGAN(), UnpairedData(digits, negatives, name="digits-to-negatives"), {}
+
+def pix2pix_paired():
+    gan = Pix2Pix(ResnetGenerator(width=4, n_blocks=1), PatchDiscriminator(6, width=4, n_layers=1))
+    return gan, load("glyphs", size=16, limit=256, paired=True), {}
 
 
 FAMILIES = {f.__name__: f for f in (unconditional_dcgan, conditional_projection_hinge, wgan_gp_critic, mlp_lazy_r1,
-                                    translation_without_z)}
+                                    cyclegan_without_z, pix2pix_paired)}
 
 
 def build(family, seed=0):
@@ -116,6 +77,17 @@ def trainer_for(family, steps, ckpt=None, seed_init=0, **kw):
     gan, data, _ = build(family, seed_init)
     return Trainer(gan, data, steps=steps, batch_size=16, seed=1, log_every=2, checkpoint_dir=ckpt,
                    checkpoint_every=4, ema=0.9, progress=False, verbose=False, **kw)
+
+
+def _same(a, b) -> bool:
+    """Equal family state: nested dicts and lists of tensors and plain values."""
+    if torch.is_tensor(a):
+        return torch.is_tensor(b) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
 
 
 def state_tensors(trainer):
@@ -165,7 +137,7 @@ def test_checkpoint_round_trip(family, tmp_path):
         assert scheduler.state_dict() == fresh.gan.schedulers[name].state_dict()
     extra, loaded = trainer.gan.extra_state(), fresh.gan.extra_state()
     assert extra.keys() == loaded.keys()
-    assert all(torch.equal(extra[k], loaded[k]) if torch.is_tensor(extra[k]) else extra[k] == loaded[k] for k in extra)
+    assert _same(extra, loaded)
     assert torch.equal(trainer.sample(4, seed=3), fresh.sample(4, seed=3))
 
 
