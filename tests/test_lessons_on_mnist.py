@@ -59,3 +59,30 @@ def test_lesson_runs_on_a_torchvision_set(lesson, name, tmp_path, monkeypatch):
     # the classifier the lesson trained for its metrics was built for this set, not for digits
     cached = {p.name for p in (tmp_path / "cache").iterdir()}
     assert any(c.startswith(f"{name}-") for c in cached), f"no classifier for {name} was trained: {cached}"
+
+
+@pytest.mark.notebook
+@pytest.mark.timeout(900)
+def test_lesson_05_runs_on_an_unpaired_folder(tmp_path):
+    """DATA takes a trainA/trainB/testA/testB folder: the lesson trains CycleGAN on it, skips what needs the
+    hidden truth, and says so in its verdict; a missing folder names the layout and the built-in set."""
+    from torchvision.utils import save_image
+
+    root = tmp_path / "tiny2tiny"
+    glyphs = {"train": load("glyphs", limit=12), "test": load("glyphs", split="test", limit=4)}
+    for split, pair in glyphs.items():
+        for side in "AB":
+            folder = root / f"{split}{side}"
+            folder.mkdir(parents=True)
+            for i, image in enumerate(pair.domain(side).x):
+                save_image((image + 1) / 2, folder / f"{i}.png")
+    run = course.run_lesson(REPO / "notebooks" / "05_cyclegan.ipynb", out_dir=tmp_path / "runs", smoke=True,
+                            parameters={"DATA": str(root)}, timeout=600, root=REPO)
+    assert run.ok, f"lesson 05 on a folder failed: {run.error}"
+    assert run.verdict.startswith("VERDICT: NOT MEASURED") and "glyphs" in run.verdict
+    text = "\n".join(o.get("text", "") for c in nbformat.read(str(run.output), as_version=4).cells
+                     for o in c.get("outputs", []))
+    assert "tiny2tiny" in text and "cycle" in text
+
+    with pytest.raises(FileNotFoundError, match=r"trainA/, trainB/, testA/, testB/.*load\('glyphs'\)"):
+        load("unpaired", path=tmp_path / "horse2zebra")

@@ -41,6 +41,10 @@ def check_channels(name: str, channels) -> int | None:
     return channels
 
 
+OFFLINE_UNPAIRED = ("Without files, the built-in load('glyphs') has two domains (a sans and a serif style) whose test "
+                    "pairs are known: lesson 05's DATA = 'glyphs'.")
+
+
 def folder_path(name: str, path) -> Path:
     """The folder behind `path=`, or an error that names the path and says what to pass."""
     if path is None:
@@ -260,6 +264,11 @@ def unpaired(*, split: str = "train", path: str | Path | None = None, size: int 
     check_split("unpaired", split, ("train", "test"))
     size = check_image_size("unpaired", size)
     channels = check_channels("unpaired", channels)
+    if path is not None and not Path(path).expanduser().exists():
+        raise FileNotFoundError(f"unpaired: there is no folder {Path(path).expanduser()} (from path={str(path)!r}). "
+                                f"Put the two domains there as trainA/, trainB/, testA/, testB/ (one image folder per "
+                                f"domain and split), e.g. by unzipping horse2zebra.zip from {CYCLEGAN_DATASETS}. "
+                                f"{OFFLINE_UNPAIRED}")
     root = folder_path("unpaired", path)
     name = root.resolve().name or "unpaired"
     folders = {d: root / f"{split}{d}" for d in ("A", "B")}
@@ -267,7 +276,7 @@ def unpaired(*, split: str = "train", path: str | Path | None = None, size: int 
     if missing:
         raise FileNotFoundError(f"unpaired: {root} has no {' or '.join(missing)} folder. Expected the layout "
                                 f"{root.name}/trainA, trainB, testA, testB (one image folder per domain and split), "
-                                f"as in the public CycleGAN sets from {CYCLEGAN_DATASETS}.")
+                                f"as in the public CycleGAN sets from {CYCLEGAN_DATASETS}. {OFFLINE_UNPAIRED}")
     files = {d: find_images("unpaired", p)[0] for d, p in folders.items()}
     if limit is not None:
         limit = check_positive_int(limit, "unpaired: limit")

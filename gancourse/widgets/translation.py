@@ -91,10 +91,10 @@ class TranslationExplorer(_SyncedView):
         scale = scale_for(images.shape[-1], FRAME_PX)
         width = images.shape[-1] * scale
         grid = tiles(images, per_row, scale)
-        labels = [f"#{i} {d}" for i in indices for d in ("A→B", "B→A")]
+        labels = [f"#{i} {d}" for i in indices for d in ("A->B", "B->A")]
         columns = list(COLUMNS[:per_row]) if len(indices) == 1 else [c.split(" x")[0] for c in COLUMNS[:per_row]]
         picture, _ = labelled(grid, title=f"test image {', '.join(map(str, indices))}: "
-                                          "G maps A→B and F maps B→A (in the B→A rows the roles swap)",
+                                          "G maps A->B, F maps B->A (in B->A rows the roles swap)",
                               col_labels=columns, col_pitch=width + TILE_GAP, tile=width,
                               row_labels=labels, row_pitch=width + TILE_GAP)
         return to_png(stack([picture])[0])
