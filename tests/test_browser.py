@@ -1,4 +1,4 @@
-"""What students see: lessons 01 and 02 run in JupyterLab, in headless Chromium.
+"""What students see: lessons 01, 02 and 05 run in JupyterLab, in headless Chromium.
 
 A widget can work in a test kernel and still show nothing in the page (mismatched widget versions, a
 missing front-end extension, an error in the browser's console). These tests start JupyterLab from
@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "runs" / "browser"
 LESSON = REPO / "notebooks" / "01_gan_game.ipynb"
 EXPLORER_LESSON = REPO / "notebooks" / "02_dcgan.ipynb"  # its LatentExplorer: a slider and buttons
+TRANSLATION_LESSON = REPO / "notebooks" / "05_cyclegan.ipynb"  # its TranslationExplorer: a slider and a button
 # The lesson in smoke mode, but with live widgets (smoke mode alone picks PNG files) and a ring8 run
 # long enough for the dashboard to redraw its samples several times while the test watches. The
 # dashboard spends at most a tenth of the wall time drawing, so the number of redraws depends on the
@@ -234,6 +235,31 @@ def test_lesson_02_latent_explorer_slider_and_button_change_the_picture(server, 
     _assert_console_clean(page)
     print(f"lesson 02's latent explorer: slider readout {readout_before} -> {readout_after}; "
           f"ignored console lines: {page.console.allowed}")
+
+
+def test_lesson_05_translation_explorer_picks_another_test_image(server, page):
+    rel = "runs/browser/05_cyclegan.ipynb"
+    lab.copy_notebook(TRANSLATION_LESSON, REPO / rel, {"INTERACTIVE": "True"})  # smoke budgets, live widgets
+    lab.open_notebook(page, server, rel)
+    state = _run_and_wait(page, server)
+    _assert_no_cell_errors(page, state)
+
+    explorer = page.locator(".gancourse-translation").first
+    image = explorer.locator("img.gancourse-translation-image")
+    image.wait_for(state="visible", timeout=10_000)
+    first = _wait_for_image(image, lambda info: info["width"] > 0, "the translation explorer's image never appeared")
+    _shoot(page, "05_translation_start", explorer)
+    readout = explorer.locator(".gancourse-translation-slider .widget-readout")
+    before = readout.text_content()
+    explorer.locator("button.gancourse-translation-random").click()
+    _wait_for_image(image, lambda info: info["sha"] != first["sha"],
+                    "clicking 'random image' did not change the displayed image")
+    after = readout.text_content()
+    assert after != before, f"the slider still reads {before!r} after picking a random test image"
+    _shoot(page, "05_translation_random", explorer)
+    _assert_no_cell_errors(page, lab.notebook_state(page))
+    _assert_console_clean(page)
+    print(f"lesson 05's translation explorer: test image {before} -> {after}")
 
 
 def _wait_for_image(image, condition, message: str, timeout_s: float = 20) -> dict:
