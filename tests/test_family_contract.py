@@ -19,8 +19,8 @@ from gancourse import losses
 from gancourse.data import load
 from gancourse.models import (ConditionalDCGANDiscriminator, ConditionalDCGANGenerator, DCGANCritic,
                               DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
-                              PatchDiscriminator, ResnetGenerator)
-from gancourse.train import AdversarialGAN, CycleGAN, NonFiniteLossError, Pix2Pix, Trainer, load_checkpoint
+                              PatchDiscriminator, ProDiscriminator, ProGenerator, ResnetGenerator)
+from gancourse.train import AdversarialGAN, CycleGAN, NonFiniteLossError, Pix2Pix, ProGAN, Trainer, load_checkpoint
 from gancourse.widgets import Dashboard
 
 
@@ -64,8 +64,15 @@ def pix2pix_paired():
     return gan, load("glyphs", size=16, limit=256, paired=True), {}
 
 
+def progan_growing():
+    """Stage and alpha as buffers; at step 6 (the interrupt) the run is in the middle of the 16x16 fade-in."""
+    G = ProGenerator(z_dim=8, final_size=16, channels=1, width=8, max_channels=16)
+    D = ProDiscriminator(final_size=16, channels=1, width=8, max_channels=16)
+    return ProGAN(G, D, phase_images=28), _digits(), {}
+
+
 FAMILIES = {f.__name__: f for f in (unconditional_dcgan, conditional_projection_hinge, wgan_gp_critic, mlp_lazy_r1,
-                                    cyclegan_without_z, pix2pix_paired)}
+                                    cyclegan_without_z, pix2pix_paired, progan_growing)}
 
 
 def build(family, seed=0):

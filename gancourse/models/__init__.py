@@ -1,10 +1,12 @@
-"""Networks, one file per family: mlp (lesson 01), dcgan (02), cgan (03), wgan (04), cyclegan (05), and later
-progan, stylegan. Training algorithms live in gancourse.train; nothing here imports it."""
+"""Networks, one file per family: mlp (lesson 01), dcgan (02), cgan (03), wgan (04), cyclegan (05), progan (06), and
+later stylegan. Training algorithms live in gancourse.train; nothing here imports it."""
 from gancourse.models.cgan import ConditionalDCGANDiscriminator, ConditionalDCGANGenerator, check_labels
 from gancourse.models.cyclegan import (PatchDiscriminator, ResidualBlock, ResnetGenerator, check_image_batch,
                                        patch_layers, receptive_field)
 from gancourse.models.dcgan import (DCGANDiscriminator, DCGANGenerator, conv_output_size, dcgan_init_,
                                     transposed_conv_output_size)
+from gancourse.models.progan import (EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm, ProDiscriminator,
+                                     ProGenerator, check_final_size)
 from gancourse.models.mlp import MLPDiscriminator, MLPGenerator
 from gancourse.models.wgan import DCGANCritic, spectral_normalize
 
@@ -13,4 +15,5 @@ __all__ = ["MLPDiscriminator", "MLPGenerator",
            "conv_output_size", "ConditionalDCGANGenerator", "ConditionalDCGANDiscriminator", "check_labels",
            "DCGANCritic", "spectral_normalize",
            "ResnetGenerator", "ResidualBlock", "PatchDiscriminator", "receptive_field", "patch_layers",
-           "check_image_batch"]
+           "check_image_batch", "EqualizedConv2d", "EqualizedLinear", "PixelNorm", "MinibatchStdDev", "ProGenerator",
+           "ProDiscriminator", "check_final_size"]
