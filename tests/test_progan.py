@@ -157,3 +157,28 @@ def test_progan_errors_name_the_fix(tmp_path):
     with pytest.raises(ValueError, match="phase_images"):
         Trainer(ProGAN(*small(16)), load("digits", size=16, limit=64), seconds=1, batch_size=8, progress=False,
                 verbose=False).fit()
+
+
+# -- sliced Wasserstein distance per pyramid level -----------------------------------------------------------
+def test_laplacian_pyramid_rebuilds_the_image_and_halves_each_level():
+    from gancourse.metrics import laplacian_pyramid
+
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    pyramid = laplacian_pyramid(x, 3)
+    assert [p.shape[-1] for p in pyramid] == [32, 16, 8]
+    with pytest.raises(ValueError, match="too small"):
+        laplacian_pyramid(torch.zeros(1, 3, 8, 8), 3)
+
+
+def test_swd_is_near_zero_for_the_same_distribution_and_grows_where_the_images_differ():
+    from gancourse.metrics import swd_per_level
+
+    data = load("glyphs-serif", limit=600).x
+    real, other_real = data[:300], data[300:600]
+    same = swd_per_level(real, other_real)
+    blurred = swd_per_level(real, F.interpolate(F.avg_pool2d(other_real, 4), scale_factor=4, mode="bilinear"))
+    noise = swd_per_level(real, torch.rand_like(other_real) * 2 - 1)
+    assert len(same) == 2 and all(s < b for s, b in zip(same, noise))
+    assert blurred[0] > 2 * same[0]  # blurring removes the finest level's detail
+    with pytest.raises(ValueError, match="same shape"):
+        swd_per_level(real, other_real[:10])

@@ -4,10 +4,11 @@ errors against a hidden ground truth for translation (lesson 05)."""
 from gancourse.metrics.classifier import FeatureClassifier, TrainConfig, feature_classifier
 from gancourse.metrics.quality import (FIDEvaluator, class_accuracy, fid, fid_from_features, kid, kid_from_features,
                                        per_class_accuracy, precision_recall, quality_report)
+from gancourse.metrics.swd import laplacian_pyramid, sliced_wasserstein, swd_per_level
 from gancourse.metrics.translation import format_report, image_error, translate_all, translation_report
 from gancourse.metrics.toy import CoverageTracker, ModeCoverage, mode_coverage
 
 __all__ = ["CoverageTracker", "FIDEvaluator", "FeatureClassifier", "ModeCoverage", "TrainConfig", "class_accuracy",
            "feature_classifier", "fid", "fid_from_features", "kid", "kid_from_features", "mode_coverage",
            "per_class_accuracy", "precision_recall", "quality_report", "format_report", "image_error", "translate_all",
-           "translation_report"]
+           "translation_report", "laplacian_pyramid", "sliced_wasserstein", "swd_per_level"]
