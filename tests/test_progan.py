@@ -182,3 +182,33 @@ def test_swd_is_near_zero_for_the_same_distribution_and_grows_where_the_images_d
     assert blurred[0] > 2 * same[0]  # blurring removes the finest level's detail
     with pytest.raises(ValueError, match="same shape"):
         swd_per_level(real, other_real[:10])
+
+
+# -- the growth explorer -------------------------------------------------------------------------------------
+def test_growth_state_maps_positions_to_stage_and_alpha():
+    from gancourse.widgets import GrowthState
+
+    state = GrowthState(4)
+    assert state.stage_alpha == (3, 1.0)
+    for position, expected in ((0, (0, 1.0)), (0.25, (1, 0.25)), (1, (1, 1.0)), (2.5, (3, 0.5))):
+        state.set_position(position)
+        assert state.stage_alpha == pytest.approx(expected)
+    with pytest.raises(ValueError, match="position must be in"):
+        state.set_position(3.5)
+
+
+def test_growth_explorer_leaves_the_trained_generator_alone(tmp_path, monkeypatch):
+    from gancourse.widgets import GrowthExplorer
+
+    monkeypatch.setenv("GANCOURSE_RUN_DIR", str(tmp_path))
+    G, D = small(16)
+    G.grow(1, 0.5)
+    gan = ProGAN(G, D, phase_images=8)
+    explorer = GrowthExplorer(gan, interactive=False, n=4)
+    at_stage_0, at_half = explorer.images_at(0), explorer.images_at(1.5)
+    assert at_stage_0.shape == (4, 1, 16, 16) and not torch.equal(at_stage_0, at_half)
+    assert int(G.stage) == 1 and float(G.alpha) == 0.5  # the trained net's buffers are untouched
+    paths = explorer.show()
+    assert paths["growth"].is_file() and paths["growth"].stat().st_size > 0
+    with pytest.raises(TypeError, match="growing generator"):
+        GrowthExplorer(torch.nn.Linear(2, 2), net=torch.nn.Linear(2, 2))
