@@ -194,16 +194,8 @@ def test_lesson_01_runs_in_jupyterlab_with_a_live_dashboard(server, page):
 
 
 def test_lesson_02_latent_explorer_slider_and_button_change_the_picture(server, page):
-    rel = "runs/browser/02_dcgan.ipynb"
-    lab.copy_notebook(EXPLORER_LESSON, REPO / rel, {"INTERACTIVE": "True"})  # smoke budgets, live widgets
-    lab.open_notebook(page, server, rel)
-    state = _run_and_wait(page, server)
-    _assert_no_cell_errors(page, state)
-
-    explorer = page.locator(".gancourse-latent").first
-    image = explorer.locator("img.gancourse-latent-image")
+    explorer, image = _run_lesson_widget(page, server, EXPLORER_LESSON, "gancourse-latent")
     slider = explorer.locator(".gancourse-latent-slider")
-    image.wait_for(state="visible", timeout=10_000)
     first = _wait_for_image(image, lambda info: info["width"] > 0, "the explorer's image never appeared")
     _shoot(page, "02_explorer_start", explorer)
     readout_before = slider.locator(".widget-readout").text_content()
@@ -238,15 +230,7 @@ def test_lesson_02_latent_explorer_slider_and_button_change_the_picture(server, 
 
 
 def test_lesson_05_translation_explorer_picks_another_test_image(server, page):
-    rel = "runs/browser/05_cyclegan.ipynb"
-    lab.copy_notebook(TRANSLATION_LESSON, REPO / rel, {"INTERACTIVE": "True"})  # smoke budgets, live widgets
-    lab.open_notebook(page, server, rel)
-    state = _run_and_wait(page, server)
-    _assert_no_cell_errors(page, state)
-
-    explorer = page.locator(".gancourse-translation").first
-    image = explorer.locator("img.gancourse-translation-image")
-    image.wait_for(state="visible", timeout=10_000)
+    explorer, image = _run_lesson_widget(page, server, TRANSLATION_LESSON, "gancourse-translation")
     first = _wait_for_image(image, lambda info: info["width"] > 0, "the translation explorer's image never appeared")
     _shoot(page, "05_translation_start", explorer)
     readout = explorer.locator(".gancourse-translation-slider .widget-readout")
@@ -260,6 +244,18 @@ def test_lesson_05_translation_explorer_picks_another_test_image(server, page):
     _assert_no_cell_errors(page, lab.notebook_state(page))
     _assert_console_clean(page)
     print(f"lesson 05's translation explorer: test image {before} -> {after}")
+
+
+def _run_lesson_widget(page, server, lesson: Path, css: str):
+    """Run a lesson in smoke mode with live widgets; return its first `css` widget and that widget's <img>."""
+    rel = f"runs/browser/{lesson.name}"
+    lab.copy_notebook(lesson, REPO / rel, {"INTERACTIVE": "True"})  # smoke budgets, live widgets
+    lab.open_notebook(page, server, rel)
+    _assert_no_cell_errors(page, _run_and_wait(page, server))
+    widget = page.locator(f".{css}").first
+    image = widget.locator(f"img.{css}-image")
+    image.wait_for(state="visible", timeout=10_000)
+    return widget, image
 
 
 def _wait_for_image(image, condition, message: str, timeout_s: float = 20) -> dict:

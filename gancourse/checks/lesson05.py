@@ -28,8 +28,6 @@ def patch_critic(state: int | dict) -> nn.Module:
     return net
 
 
-_mapping = mapping
-
 
 def _batches(seed: int, n: int = 4, size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
