@@ -159,6 +159,61 @@ def test_progan_errors_name_the_fix(tmp_path):
                 verbose=False).fit()
 
 
+def test_growth_budget_leaves_the_rest_of_the_steps_to_the_final_stage():
+    torch.manual_seed(0)
+    gan = ProGAN(*small(16), batch_sizes={16: 8}, growth_budget=0.5)
+    trainer = Trainer(gan, load("digits", size=16, limit=256), steps=40, batch_size=16, seed=0,
+                      progress=False, verbose=False, log_every=1)
+    trainer.fit()
+    stages, alphas = (trainer.history.series(k)[1] for k in ("stage", "alpha"))
+    # the schedule (1 phase at 4x4, 2 per later stage) ends by step ~20; the rest is the last stage, stable
+    first_stable_top = next(i for i, (s, a) in enumerate(zip(stages, alphas)) if s == 2 and a == 1.0)
+    assert 10 <= first_stable_top <= 24 and all(s == 2 and a == 1.0 for s, a in zip(stages[24:], alphas[24:]))
+    with pytest.raises(ValueError, match="growth_budget"):
+        ProGAN(*small(16), growth_budget=0.0)
+
+
+def test_not_growing_trains_at_the_final_resolution_from_the_first_step_and_samples_are_clipped():
+    torch.manual_seed(0)
+    gan = ProGAN(*small(16), growing=False)
+    trainer = Trainer(gan, load("digits", size=16, limit=64), seconds=600, steps=3, batch_size=8, seed=0,
+                      progress=False, verbose=False, log_every=1)
+    trainer.fit()
+    assert trainer.history.series("resolution")[1] == [16.0] * 3
+    with torch.no_grad():
+        gan.nets["G"].to_rgb[2].bias.fill_(5.0)  # G's output is linear: push it far outside [-1, 1]
+    samples = gan.generate(4, rng=0)
+    assert samples.max() == 1.0 and samples.min() >= -1.0
+
+
+def test_stage_evaluator_scores_each_resolution_against_the_reals_seen_there(monkeypatch):
+    from gancourse.metrics import StageEvaluator, StageLog
+    from gancourse.metrics.classifier import FeatureClassifier
+
+    classifier = FeatureClassifier(1, 16, 10, data_name="digits").eval()  # untrained features are enough here
+    evaluator = StageEvaluator("digits", 16, n=64, classifier=classifier)
+    floor = evaluator.floor(8)
+    assert floor["fid"] >= 0 and len(floor["swd"]) >= 1
+    blurred = evaluator.reals_at(8, "held_out")
+    at_8, at_16 = evaluator.score(blurred, 8), evaluator.score(blurred, 16)
+    assert at_8["fid"] < at_16["fid"]  # pooled reals are right for the 8x8 stage, blurry for the 16x16 one
+    assert at_8["fid"] == pytest.approx(floor["fid"], rel=1e-4) and at_8["fid_floor"] == floor["fid"]
+    with pytest.raises(ValueError, match="power of two from 4 to 16"):
+        evaluator.score(blurred, 12)
+    with pytest.raises(ValueError, match="needs 64 images"):
+        evaluator.score(blurred[:10], 8)
+    torch.manual_seed(0)
+    gan = ProGAN(*small(16), batch_sizes={16: 8})
+    log = StageLog(evaluator)
+    trainer = Trainer(gan, load("digits", size=16, limit=256), steps=30, batch_size=16, seed=0, ema=0.9,
+                      callbacks=[log], progress=False, verbose=False, log_every=1)
+    trainer.fit()
+    assert [row["resolution"] for row in log.rows] == [4, 8, 16]
+    assert sum(row["images"] for row in log.rows) == gan.images_seen
+    assert all(row["seconds"] > 0 and row["fid"] >= 0 for row in log.rows)
+    assert sum(row["seconds"] for row in log.rows) <= trainer.elapsed
+
+
 # -- sliced Wasserstein distance per pyramid level -----------------------------------------------------------
 def test_laplacian_pyramid_rebuilds_the_image_and_halves_each_level():
     from gancourse.metrics import laplacian_pyramid

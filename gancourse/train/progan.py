@@ -55,20 +55,27 @@ class ProGAN(GAN):
 
     phase_images: real images per phase. None: fit the whole schedule into the step budget (the Trainer's
         `steps`; the batch sizes per resolution are taken into account).
+    growth_budget: with phase_images=None, the share of the step budget the growth schedule takes; the rest
+        trains on at the final resolution (a longer last stable phase).
     batch_sizes: {resolution: batch size}, e.g. {4: 64, 8: 64, 16: 32, 32: 32}; unlisted resolutions use
         the Trainer's batch size. Each must be at least D's minibatch-stddev group size.
+    growing: False trains at the final resolution from the first step (the baseline growth is compared with);
+        everything else (networks, loss, optimiser, batch size at the final resolution) stays the same.
     """
 
-    def __init__(self, G, D, *, phase_images: int | None = None, batch_sizes: dict[int, int] | None = None,
-                 lr: float = 1e-3, betas: tuple[float, float] = (0.0, 0.99), gp_weight: float = 10.0,
-                 drift: float = 1e-3) -> None:
+    def __init__(self, G, D, *, phase_images: int | None = None, growth_budget: float = 1.0,
+                 batch_sizes: dict[int, int] | None = None, lr: float = 1e-3, betas: tuple[float, float] = (0.0, 0.99),
+                 gp_weight: float = 10.0, drift: float = 1e-3, growing: bool = True) -> None:
         super().__init__()
         if G.final_size != D.final_size:
             raise ValueError(f"G grows to {G.final_size}x{G.final_size} but D to {D.final_size}x{D.final_size}; "
                              "build both with the same final_size")
         self.nets = {"G": G, "D": D}
         self.opts = {name: torch.optim.Adam(net.parameters(), lr=lr, betas=betas) for name, net in self.nets.items()}
-        self.phase_images = phase_images
+        if not 0.0 < growth_budget <= 1.0:
+            raise ValueError(f"growth_budget is the share of the steps the growth schedule takes, in (0, 1]; "
+                             f"got {growth_budget!r}")
+        self.phase_images, self.growth_budget, self.growing = phase_images, float(growth_budget), bool(growing)
         self.batch_sizes = dict(batch_sizes or {})
         for resolution, n in self.batch_sizes.items():
             self._check_batch(n, resolution)
@@ -101,12 +108,15 @@ class ProGAN(GAN):
         # steps per image at each stage: the stage-0 phase plus two phases for each later stage
         steps_per_phase_image = 1 / self.batch_for(4, ctx.batch_size) + sum(
             2 / self.batch_for(4 * 2 ** s, ctx.batch_size) for s in range(1, self.num_stages))
-        return max(1, int(ctx.total_steps / steps_per_phase_image))
+        return max(1, int(self.growth_budget * ctx.total_steps / steps_per_phase_image))
 
     def schedule(self, ctx) -> None:
-        if self.phase_images is None:
-            self.phase_images = self._fit_phases(ctx)
-        stage, alpha = growth_schedule(self.images_seen, self.phase_images, self.num_stages)
+        if not self.growing:
+            stage, alpha = self.num_stages - 1, 1.0
+        else:
+            if self.phase_images is None:
+                self.phase_images = self._fit_phases(ctx)
+            stage, alpha = growth_schedule(self.images_seen, self.phase_images, self.num_stages)
         for net in self.nets.values():
             net.grow(stage, alpha)
 
@@ -133,6 +143,11 @@ class ProGAN(GAN):
         return {"loss_D": loss_d.detach(), "loss_G": loss_g.detach(), "GP": gp.detach(),
                 "W1": (real_scores.mean() - fake_scores.mean()).detach(), "stage": float(G.stage), "alpha": alpha,
                 "resolution": float(resolution)}
+
+    def generate(self, n: int | None = None, **options) -> torch.Tensor:
+        """Samples as images: G's output is linear (no tanh), so it is clipped to [-1, 1] here, as the paper's
+        code does when it writes pictures; training never clips."""
+        return super().generate(n, **options).clamp(-1, 1)
 
     def extra_state(self) -> dict:
         return {"images_seen": self.images_seen, "phase_images": self.phase_images, "final_size": self.final_size}
