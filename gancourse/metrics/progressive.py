@@ -85,29 +85,33 @@ class StageEvaluator:
                 "fid_floor": floor["fid"], "swd": swd_per_level(self.reals_at(resolution), fake),
                 "swd_floor": floor["swd"]}
 
-    def score_generator(self, G, resolution: int | None = None, *, seed: int = 0) -> dict:
-        """Score a (growing) generator on n fixed codes; for a ProGenerator, at its current stage unless a
-        resolution is given (then a private copy is grown to that stage, fully faded in)."""
+    def generate(self, G, resolution: int | None = None, *, seed: int = 0) -> torch.Tensor:
+        """n images of a (growing) generator from fixed codes, on the CPU in [-1, 1]; for a ProGenerator at its
+        current stage unless a resolution is given (then a private copy is grown to that stage, faded in)."""
         if resolution is not None and hasattr(G, "grow"):
             G = copy.deepcopy(G)
             G.grow(int(resolution).bit_length() - 3, 1.0)
-        resolution = resolution or getattr(G, "resolution", self.size)
         z = torch.randn(self.n, G.z_dim, generator=torch.Generator().manual_seed(seed))
         device = next(G.parameters()).device
         with torch.no_grad(), sampling_mode(G):
-            fake = torch.cat([G(part.to(device)).float().cpu() for part in z.split(250)])
-        return self.score(fake, resolution)
+            return torch.cat([G(part.to(device)).float().cpu() for part in z.split(250)]).clamp(-1, 1)
+
+    def score_generator(self, G, resolution: int | None = None, *, seed: int = 0) -> dict:
+        """`score` of `generate(G, resolution, seed=seed)` at that resolution (G's current one by default)."""
+        resolution = resolution or getattr(G, "resolution", self.size)
+        return self.score(self.generate(G, resolution, seed=seed), resolution)
 
 
 class StageLog:
     """A Trainer callback: at the end of every growth stage, the sampled (EMA) generator scored at that
     stage's resolution by a StageEvaluator, with the training seconds and images the stage took.
 
-    `rows`: one dict per finished stage (the last one when training ends).
+    `rows`: one dict per finished stage (the last one when training ends), with `samples`, the first `keep`
+    scored images: what the stage drew when it ended.
     """
 
-    def __init__(self, evaluator: StageEvaluator, *, seed: int = 0) -> None:
-        self.evaluator, self.seed = evaluator, seed
+    def __init__(self, evaluator: StageEvaluator, *, seed: int = 0, keep: int = 8) -> None:
+        self.evaluator, self.seed, self.keep = evaluator, seed, keep
         self.rows: list[dict] = []
         self._stage = None
 
@@ -119,10 +123,11 @@ class StageLog:
 
     def _finish(self, trainer, stage: int) -> None:
         started = time.perf_counter()
-        G = trainer.sampling_nets()["G"]
-        row = self.evaluator.score_generator(G, 4 * 2 ** stage, seed=self.seed)
+        resolution = 4 * 2 ** stage
+        images = self.evaluator.generate(trainer.sampling_nets()["G"], resolution, seed=self.seed)
+        row = self.evaluator.score(images, resolution)
         seconds = trainer.elapsed - self._stage_start - self._eval_seconds
-        self.rows.append({"stage": stage, **row, "seconds": seconds,
+        self.rows.append({"stage": stage, **row, "seconds": seconds, "samples": images[:self.keep],
                           "images": trainer.gan.images_seen - self._images_start})
         self._eval_seconds = time.perf_counter() - started
         self._stage_start, self._images_start = trainer.elapsed, trainer.gan.images_seen

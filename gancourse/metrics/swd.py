@@ -59,7 +59,7 @@ def _normalise(d: torch.Tensor) -> torch.Tensor:
     return ((d - mean) / std).flatten(1)
 
 
-def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: int = 512, repeats: int = 4,
+def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: int = 256, repeats: int = 2,
                        generator: torch.Generator | None = None) -> float:
     """Mean over random unit directions of the 1-D Wasserstein distance between the projections of a and b
     (two (N, D) point clouds of the same size)."""
@@ -67,20 +67,23 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: int = 512, 
         raise ValueError(f"sliced_wasserstein compares two clouds of the same shape; got {tuple(a.shape)} and {tuple(b.shape)}")
     total = 0.0
     for _ in range(repeats):
-        dirs = torch.randn(a.shape[1], directions, generator=generator)
-        dirs = dirs / dirs.norm(dim=0, keepdim=True)
-        pa, _ = torch.sort(a @ dirs, dim=0)
-        pb, _ = torch.sort(b @ dirs, dim=0)
+        dirs = torch.randn(directions, a.shape[1], generator=generator)
+        dirs = dirs / dirs.norm(dim=1, keepdim=True)
+        # (directions, N): each row sorted along the contiguous axis, which is several times faster on a CPU
+        pa, _ = torch.sort(dirs @ a.T, dim=1)
+        pb, _ = torch.sort(dirs @ b.T, dim=1)
         total += float((pa - pb).abs().mean())
     return total / repeats
 
 
 def swd_per_level(real: torch.Tensor, fake: torch.Tensor, *, levels: int | None = None, per_image: int = 64,
-                  patch: int = 7, seed: int = 0) -> list[float]:
+                  patch: int = 7, seed: int = 0, max_descriptors: int = 4096) -> list[float]:
     """SWD x 1e3 between real and generated images at each pyramid level, finest level first.
 
     real, fake: (N, C, H, W) images in [-1, 1], the same N. levels: default down to a 16x16 coarsest level
-    (or 4x4 for images smaller than 32).
+    (or 4x4 for images smaller than 32). per_image neighbourhoods are drawn from each image, at most
+    max_descriptors in all (the paper draws 128 per image from 16,384 images; a smaller cloud keeps the score
+    to about a second on a CPU, with more noise: compare scores taken with the same settings).
     """
     if real.shape != fake.shape:
         raise ValueError(f"swd_per_level needs real and fake batches of the same shape; got {tuple(real.shape)} "
@@ -88,6 +91,7 @@ def swd_per_level(real: torch.Tensor, fake: torch.Tensor, *, levels: int | None 
     size = real.shape[-1]
     if levels is None:
         levels = max(1, (size // 16).bit_length()) if size >= 32 else max(1, (size // 4).bit_length())
+    per_image = max(1, min(per_image, max_descriptors // len(real)))
     generator = torch.Generator().manual_seed(seed)
     out = []
     for level_real, level_fake in zip(laplacian_pyramid(real.cpu(), levels), laplacian_pyramid(fake.cpu(), levels)):
