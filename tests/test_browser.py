@@ -1,4 +1,4 @@
-"""What students see: lessons 01, 02 and 05 run in JupyterLab, in headless Chromium.
+"""What students see: lessons 01, 02, 05 and 06 run in JupyterLab, in headless Chromium.
 
 A widget can work in a test kernel and still show nothing in the page (mismatched widget versions, a
 missing front-end extension, an error in the browser's console). These tests start JupyterLab from
@@ -21,6 +21,7 @@ ARTIFACTS = REPO / "runs" / "browser"
 LESSON = REPO / "notebooks" / "01_gan_game.ipynb"
 EXPLORER_LESSON = REPO / "notebooks" / "02_dcgan.ipynb"  # its LatentExplorer: a slider and buttons
 TRANSLATION_LESSON = REPO / "notebooks" / "05_cyclegan.ipynb"  # its TranslationExplorer: a slider and a button
+GROWTH_LESSON = REPO / "notebooks" / "06_progan.ipynb"  # its GrowthExplorer: one slider over stage and alpha
 # The lesson in smoke mode, but with live widgets (smoke mode alone picks PNG files) and a ring8 run
 # long enough for the dashboard to redraw its samples several times while the test watches. The
 # dashboard spends at most a tenth of the wall time drawing, so the number of redraws depends on the
@@ -244,6 +245,32 @@ def test_lesson_05_translation_explorer_picks_another_test_image(server, page):
     _assert_no_cell_errors(page, lab.notebook_state(page))
     _assert_console_clean(page)
     print(f"lesson 05's translation explorer: test image {before} -> {after}")
+
+
+def test_lesson_06_growth_explorer_slider_goes_back_to_lower_stages(server, page):
+    explorer, image = _run_lesson_widget(page, server, GROWTH_LESSON, "gancourse-growth")
+    slider = explorer.locator(".gancourse-growth-slider")
+    first = _wait_for_image(image, lambda info: info["width"] > 0, "the growth explorer's image never appeared")
+    _shoot(page, "06_growth_start", explorer)
+    before = float(slider.locator(".widget-readout").text_content())
+
+    # Drag the handle from the last stage to 20% of the track: about 8x8, halfway faded in.
+    handle = slider.locator(".noUi-handle")
+    track = slider.locator(".noUi-target").bounding_box()
+    grip = handle.bounding_box()
+    page.mouse.move(grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(track["x"] + 0.2 * track["width"], grip["y"] + grip["height"] / 2, steps=8)
+    page.mouse.up()
+    _wait_for_image(image, lambda info: info["sha"] != first["sha"],
+                    "dragging the growth slider did not change the displayed image")
+    _settled_image(page, image)
+    after = float(slider.locator(".widget-readout").text_content())
+    assert after < before, f"the slider's readout went from {before} to {after}; it was dragged to the left"
+    _shoot(page, "06_growth_moved", explorer)
+    _assert_no_cell_errors(page, lab.notebook_state(page))
+    _assert_console_clean(page)
+    print(f"lesson 06's growth explorer: position {before} -> {after}")
 
 
 def _run_lesson_widget(page, server, lesson: Path, css: str):

@@ -1,4 +1,5 @@
-"""Lessons 02 and 03 train on MNIST and Fashion-MNIST through their DATA parameter, offline.
+"""Lessons 02 and 03 train on MNIST and Fashion-MNIST through their DATA parameter, offline (and lessons 05
+and 06 on folders of images).
 
 No download here: the sets are written in torchvision's raw IDX format under a temporary
 GANCOURSE_DATA folder, from the bundled digits scaled up to 28x28, so the lesson code path
@@ -86,3 +87,23 @@ def test_lesson_05_runs_on_an_unpaired_folder(tmp_path):
 
     with pytest.raises(FileNotFoundError, match=r"trainA/, trainB/, testA/, testB/.*load\('glyphs'\)"):
         load("unpaired", path=tmp_path / "horse2zebra")
+
+
+@pytest.mark.notebook
+@pytest.mark.timeout(900)
+def test_lesson_06_runs_on_a_folder_of_images(tmp_path):
+    """DATA takes a folder of images: ProGAN grows on it, every stage is scored by SWD alone (no classifier for
+    unlabelled images), and the verdict says FID was not measured."""
+    from torchvision.utils import save_image
+
+    root = tmp_path / "my_pictures"
+    root.mkdir()
+    for i, image in enumerate(load("glyphs-sans", limit=40).x):
+        save_image((image + 1) / 2, root / f"{i:03d}.png")
+    run = course.run_lesson(REPO / "notebooks" / "06_progan.ipynb", out_dir=tmp_path / "runs", smoke=True,
+                            parameters={"DATA": str(root)}, timeout=600, root=REPO)
+    assert run.ok, f"lesson 06 on a folder failed: {run.error}"
+    assert run.verdict.startswith("VERDICT: NOT MEASURED") and "glyphs-serif" in run.verdict
+    text = "\n".join(o.get("text", "") for c in nbformat.read(str(run.output), as_version=4).cells
+                     for o in c.get("outputs", []))
+    assert "wins by mean SWD" in text and "SWD x1e3 per level" in text
