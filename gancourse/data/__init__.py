@@ -12,7 +12,8 @@ Every sampler has `kind` ("points" or "images"), `shape`, `num_classes`, `classe
 Built in: "ring8", "grid25" (2-D mixtures with known modes), "digits" (scikit-learn's bundled digits,
 offline), "mnist", "fashion-mnist", "cifar10", "celeba" (torchvision, downloaded once), "folder" (any
 folder of images), "unpaired" (trainA/trainB/testA/testB folders) and "glyphs" (two font styles with a
-hidden pairing, for CycleGAN; one style alone: "glyphs-sans", "glyphs-serif"). Add more with `@register(name)`.
+hidden pairing, for CycleGAN; one style alone: "glyphs-sans", "glyphs-serif") and "faces" (cartoon faces drawn
+from known coarse and fine factors, for StyleGAN). Add more with `@register(name)`.
 """
 from gancourse.data.dataset import InMemoryData
 from gancourse.data.registry import DatasetUnavailableError, UnknownDatasetError, available, load, register
@@ -23,6 +24,7 @@ from gancourse.data import images  # noqa: E402,F401  (registers digits, mnist, 
 from gancourse.data import folders  # noqa: E402,F401  (registers folder, unpaired)
 from gancourse.data import celeba  # noqa: E402,F401  (registers celeba)
 from gancourse.data import glyphs  # noqa: E402,F401  (registers glyphs, glyphs-sans, glyphs-serif)
+from gancourse.data import faces  # noqa: E402,F401  (registers faces: lesson 07's known factors)
 
 __all__ = ["DatasetUnavailableError", "InMemoryData", "MixtureData", "PairedData", "StreamingData", "UnknownDatasetError",
            "UnpairedData", "available", "load", "register"]

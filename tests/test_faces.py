@@ -1,0 +1,60 @@
+"""The faces of lesson 07: drawn from known factors, each factor changing what it should and nothing else."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gancourse.data import load
+from gancourse.data.faces import _SKIN, COARSE, FACTORS, FINE, coarse_class, render
+
+
+def one_face(**chosen):
+    factors = {name: torch.tensor([chosen.get(name, 0)]) for name in FACTORS}
+    return render(factors, 32)[0]
+
+
+def test_faces_hold_their_factors_and_are_repeatable():
+    train, again, test = load("faces", limit=200), load("faces", limit=200), load("faces", split="test", limit=200)
+    assert train.x.shape == (200, 3, 32, 32) and train.x.min() >= -1 and train.x.max() <= 1
+    assert torch.equal(train.x, again.x) and not torch.equal(train.x, test.x)
+    assert set(train.factors) == set(FACTORS) == set(COARSE) | set(FINE)
+    for name, (_, values) in FACTORS.items():
+        assert set(train.factors[name].tolist()) == set(range(len(values))), name  # every value occurs
+    assert torch.equal(train.y, coarse_class(train.factors)) and train.num_classes == 9
+    assert len(load("faces")) == 10_000 and len(load("faces", split="test")) == 2_000
+
+
+def test_each_fine_factor_changes_colour_only_where_it_should():
+    base = one_face(size=1)
+    skin, hair, background = one_face(size=1, skin=3), one_face(size=1, hair=2), one_face(size=1, background=1)
+    changed = lambda other: (other - base).abs().sum(0) > 0.05
+    centre, corner = (slice(16, 22), slice(12, 20)), (slice(0, 3), slice(0, 3))  # below the fringe; a corner
+    assert changed(skin)[centre].float().mean() > 0.5 and not changed(skin)[corner].any()
+    assert changed(background)[corner].all() and not changed(background)[centre].any()
+    assert 0 < changed(hair).float().mean() < 0.3 and not changed(hair)[centre].any()
+    striped = one_face(size=1, stripes=2)
+    assert changed(striped)[corner].any() and not changed(striped)[centre].any()
+
+
+def test_coarse_factors_move_the_features_not_the_palette():
+    left, right = one_face(size=1, pose=0), one_face(size=1, pose=2)
+    dark = lambda image: (image.mean(0) < -0.5).float()  # eyes (and nothing else is that dark on black-free hair)
+    columns = torch.arange(32).float()
+    centre_of = lambda mask: float((mask.sum(0) * columns).sum() / mask.sum())
+    assert centre_of(dark(one_face(size=1, pose=0, hair=2))) < 15.5 < centre_of(dark(one_face(size=1, pose=2, hair=2)))
+    tall, wide = one_face(size=1, shape=1, hair=2), one_face(size=1, shape=2, hair=2)
+    skin_of = lambda image: (image - (_SKIN[0] * 2 - 1).view(3, 1, 1)).abs().sum(0) < 0.05
+    rows, cols = skin_of(tall).any(1).sum(), skin_of(tall).any(0).sum()
+    rows_w, cols_w = skin_of(wide).any(1).sum(), skin_of(wide).any(0).sum()
+    assert rows > cols and cols_w > rows_w  # a tall face is taller than wide, a wide one wider than tall
+    # the palette (mean colour over the image) hardly moves with the pose
+    assert (left.mean((1, 2)) - right.mean((1, 2))).abs().max() < 0.02
+
+
+def test_bad_factors_and_options_name_the_fix():
+    with pytest.raises(ValueError, match="missing \\['stripes'\\]"):
+        render({name: torch.tensor([0]) for name in FACTORS if name != "stripes"})
+    with pytest.raises(ValueError, match="'hair' takes integers 0..3"):
+        render({name: torch.tensor([4 if name == "hair" else 0]) for name in FACTORS})
+    with pytest.raises(ValueError, match="split"):
+        load("faces", split="valid")
