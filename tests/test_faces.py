@@ -58,3 +58,26 @@ def test_bad_factors_and_options_name_the_fix():
         render({name: torch.tensor([4 if name == "hair" else 0]) for name in FACTORS})
     with pytest.raises(ValueError, match="split"):
         load("faces", split="valid")
+
+
+def test_the_factor_model_reads_the_factors_back_and_is_cached(tmp_path):
+    from gancourse.metrics.factors import factor_model
+
+    model = factor_model(32, cache_dir=tmp_path, limit=2000, epochs=2)
+    accuracy = model.test_accuracy
+    assert all(accuracy[name] >= 0.9 for name in FINE), accuracy  # colours and stripes: easy to read
+    assert accuracy["shape"] >= 0.8 and accuracy["size"] >= 0.8 and accuracy["pose"] > 0.45, accuracy  # chance 1/3
+    test = load("faces", split="test", limit=300)
+    read = model.read(test.x)
+    assert set(read) == set(FACTORS) and read["hair"].shape == (300,)
+    again = factor_model(32, cache_dir=tmp_path, limit=2000, epochs=2)  # from the cache: no training
+    assert again.test_accuracy == accuracy and torch.equal(again.read(test.x)["pose"], read["pose"])
+
+
+def test_a_broken_factor_model_cache_is_trained_again(tmp_path):
+    from gancourse.metrics.factors import factor_model
+
+    (tmp_path / "faces-factors-32px-200-e1.pt").write_bytes(b"not a checkpoint")
+    with pytest.warns(RuntimeWarning, match="cannot be used"):
+        model = factor_model(32, cache_dir=tmp_path, limit=200, epochs=1)
+    assert model.test_accuracy is not None
