@@ -201,14 +201,7 @@ def test_lesson_02_latent_explorer_slider_and_button_change_the_picture(server, 
     _shoot(page, "02_explorer_start", explorer)
     readout_before = slider.locator(".widget-readout").text_content()
 
-    # Drag the slider's handle to 90% of its track, as a student would.
-    handle = slider.locator(".noUi-handle")
-    track = slider.locator(".noUi-target").bounding_box()
-    grip = handle.bounding_box()
-    page.mouse.move(grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(track["x"] + 0.9 * track["width"], grip["y"] + grip["height"] / 2, steps=8)
-    page.mouse.up()
+    _drag_slider(page, slider, 0.9)  # to 90% of its track, as a student would
     _wait_for_image(image, lambda info: info["sha"] != first["sha"],
                     "dragging the t slider did not change the displayed image")
     readout_after = slider.locator(".widget-readout").text_content()
@@ -254,14 +247,7 @@ def test_lesson_06_growth_explorer_slider_goes_back_to_lower_stages(server, page
     _shoot(page, "06_growth_start", explorer)
     before = float(slider.locator(".widget-readout").text_content())
 
-    # Drag the handle from the last stage to 20% of the track: about 8x8, halfway faded in.
-    handle = slider.locator(".noUi-handle")
-    track = slider.locator(".noUi-target").bounding_box()
-    grip = handle.bounding_box()
-    page.mouse.move(grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(track["x"] + 0.2 * track["width"], grip["y"] + grip["height"] / 2, steps=8)
-    page.mouse.up()
+    _drag_slider(page, slider, 0.2)  # from the last stage to about 8x8, halfway faded in
     _wait_for_image(image, lambda info: info["sha"] != first["sha"],
                     "dragging the growth slider did not change the displayed image")
     _settled_image(page, image)
@@ -271,6 +257,16 @@ def test_lesson_06_growth_explorer_slider_goes_back_to_lower_stages(server, page
     _assert_no_cell_errors(page, lab.notebook_state(page))
     _assert_console_clean(page)
     print(f"lesson 06's growth explorer: position {before} -> {after}")
+
+
+def _drag_slider(page, slider, fraction: float) -> None:
+    """Drag an ipywidgets slider's handle with the mouse to `fraction` of its track."""
+    track = slider.locator(".noUi-target").bounding_box()
+    grip = slider.locator(".noUi-handle").bounding_box()
+    page.mouse.move(grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(track["x"] + fraction * track["width"], grip["y"] + grip["height"] / 2, steps=8)
+    page.mouse.up()
 
 
 def _run_lesson_widget(page, server, lesson: Path, css: str):

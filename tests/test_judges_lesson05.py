@@ -2,57 +2,19 @@
 issue names fails in the judge (not only in the visible check), whatever seed the grader draws."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 from torch import nn
 
 from gancourse.checks import lesson05 as checks
-from gancourse.judging import Outcome, judge_task, load_judges
+from gancourse.judging import judge_task
+from judge_replay import SolutionReplay
 
 SOLUTION = Path(__file__).resolve().parent.parent / "solutions" / "05_cyclegan.ipynb"
-JUDGES = load_judges(SOLUTION)
-NB = nbformat.read(str(SOLUTION), as_version=4)
-HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
-
-
-def _cell(grade_id: str) -> str:
-    return next(c.source for c in NB.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-
-
-def _solution_namespace() -> dict:
-    namespace = {"torch": torch, "nn": nn, "checks": checks}
-    for cell in NB.cells:
-        if cell.metadata.get("nbgrader", {}).get("solution"):
-            exec(cell.source, namespace)
-    return namespace
-
-
-class _Probe:
-    def __init__(self, inputs):
-        self.inputs, self.outputs = inputs, None
-
-    def __getitem__(self, key):
-        return self.inputs[key]
-
-    def save(self, **outputs):
-        from gancourse.checks import _plain
-
-        self.outputs = {k: _plain(v) for k, v in outputs.items()}
-
-
-def judge(task: int, seed: int = 0, **replacements) -> Outcome:
-    """Run task's hidden block with the solution's answers (some replaced) and judge what it saved."""
-    grade_id = f"task{task}_tests"
-    inputs = JUDGES[grade_id].inputs(torch.Generator().manual_seed(seed))
-    probe = _Probe(inputs)
-    namespace = {**_solution_namespace(), **replacements, "probe": lambda name: probe}
-    exec(HIDDEN.search(_cell(grade_id)).group(1), namespace)
-    answer = _cell(f"task{task}_solution")
-    return judge_task(JUDGES[grade_id], inputs, probe.outputs, answer, "", smoke=True)
+REPLAY = SolutionReplay(SOLUTION, {"torch": torch, "nn": nn, "checks": checks}, setup="")
+JUDGES, judge, outputs_of, _cell = REPLAY.judges, REPLAY.judge, REPLAY.outputs_of, REPLAY.cell
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
