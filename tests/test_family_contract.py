@@ -19,8 +19,10 @@ from gancourse import losses
 from gancourse.data import load
 from gancourse.models import (ConditionalDCGANDiscriminator, ConditionalDCGANGenerator, DCGANCritic,
                               DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
-                              PatchDiscriminator, ProDiscriminator, ProGenerator, ResnetGenerator)
-from gancourse.train import AdversarialGAN, CycleGAN, NonFiniteLossError, Pix2Pix, ProGAN, Trainer, load_checkpoint
+                              PatchDiscriminator, ProDiscriminator, ProGenerator, ResnetGenerator, StyleDiscriminator,
+                              StyleGenerator)
+from gancourse.train import (AdaptiveAugment, AdversarialGAN, CycleGAN, NonFiniteLossError, Pix2Pix, ProGAN, StyleGAN,
+                             Trainer, load_checkpoint)
 from gancourse.widgets import Dashboard
 
 
@@ -71,8 +73,17 @@ def progan_growing():
     return ProGAN(G, D, phase_images=28), _digits(), {}
 
 
+def stylegan_mixing_ada():
+    """Style mixing, lazy R1 and path length every 2 steps; ADA's p, its tally and the path-length mean as family
+    state; sampling with truncation and a crossover."""
+    G = StyleGenerator(z_dim=8, w_dim=8, final_size=8, width=4, max_channels=8, mapping_layers=2, fused=False)
+    D = StyleDiscriminator(final_size=8, width=4, max_channels=8)
+    gan = StyleGAN(G, D, r1=1.0, r1_every=2, pl_every=2, ada=AdaptiveAugment(speed=200, every=2, p=0.2))
+    return gan, load("faces", size=8, limit=256), {"psi": 0.7, "crossover": 2}
+
+
 FAMILIES = {f.__name__: f for f in (unconditional_dcgan, conditional_projection_hinge, wgan_gp_critic, mlp_lazy_r1,
-                                    cyclegan_without_z, pix2pix_paired, progan_growing)}
+                                    cyclegan_without_z, pix2pix_paired, progan_growing, stylegan_mixing_ada)}
 
 
 def build(family, seed=0):
