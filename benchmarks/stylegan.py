@@ -5,9 +5,8 @@
 
 Training runs through the course's Trainer with checkpoints in --out (default runs/stylegan-faces), so an
 interrupted run continues where it stopped when started again with the same arguments. Every --eval-every
-steps the averaged generator is scored: FID on the feature classifier (2,000 samples against the 2,000 held-out
-reals' floor) and the share of samples whose factors the factor model reads with confidence; the lines go to
-the log and to <out>/evaluations.json. --export writes the averaged G (weights, config, w_avg, the numbers) to
+steps the averaged generator is scored: FID, precision and recall on the factor model's features (2,000
+samples; the floor is the 2,000 held-out real faces); the lines go to the log and to <out>/evaluations.json. --export writes the averaged G (weights, config, w_avg, the numbers) to
 gancourse/pretrained/stylegan-faces32.pt and its SHA-256 into gancourse/pretrained/__init__.py's registry.
 """
 from __future__ import annotations
@@ -23,6 +22,7 @@ import torch
 import gancourse
 from gancourse.data import load
 from gancourse.metrics import FIDEvaluator
+from gancourse.metrics.factors import factor_model
 from gancourse.models import StyleDiscriminator, StyleGenerator
 from gancourse.train import StyleGAN, Trainer
 
@@ -74,14 +74,17 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--set", nargs="*", default=[], help="override settings, e.g. r1=0.5 width=48")
     parser.add_argument("--export", action="store_true", help="write the shipped checkpoint")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     settings = dict(SETTINGS)
     for item in args.set:
         key, value = item.split("=")
         settings[key] = type(SETTINGS[key])(float(value)) if key in SETTINGS else value
     args.out.mkdir(parents=True, exist_ok=True)
     gan = build(settings, args.seed)
-    evaluate = Evaluate(args.eval_every, FIDEvaluator("faces", 32), args.out)
+    evaluate = Evaluate(args.eval_every, FIDEvaluator("faces", 32, classifier=factor_model(32)), args.out)
     trainer = Trainer(gan, load("faces", size=32), steps=args.steps, seconds=args.minutes * 60,
                       batch_size=settings["batch_size"], seed=args.seed, ema_half_life=settings["ema_half_life"],
                       checkpoint_dir=args.out, checkpoint_every=250, callbacks=[evaluate], log_every=50,
@@ -93,11 +96,12 @@ def main() -> None:
     if args.export:
         from gancourse.pretrained import export_generator
 
+        evaluate.score(trainer)  # scored now, whatever the log holds
         final = evaluate.rows[-1]
         info = {"settings": settings, "seed": args.seed, "steps": trainer.step, "images": trainer.step *
                 settings["batch_size"], "training_seconds": round(trainer.elapsed), "machine":
                 f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
-                "torch": torch.__version__, "fid": final["fid"], "fid_floor": final["fid_floor"],
+                "torch": str(torch.__version__), "fid": final["fid"], "fid_floor": final["fid_floor"],
                 "precision": final["precision"], "recall": final["recall"]}
         path = export_generator(trainer.sampling_nets()["G"], "stylegan-faces32", info)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")

@@ -3,8 +3,8 @@ noise, style mixing and truncation (and w_avg that only plain codes move), the l
 controller and augmentations, and the shipped checkpoint's checks."""
 from __future__ import annotations
 
-import math
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -199,9 +199,9 @@ def test_r1_and_path_length_run_lazily_with_their_interval_as_weight(monkeypatch
         assert [o is gan.opts["D"] for o, _ in ctx.calls].count(True) == d_steps
         assert [o is gan.opts["G"] for o, _ in ctx.calls].count(True) == g_steps
         if "R1" in penalties:
-            assert ctx.calls[1][1] == pytest.approx(16 * float(penalties["R1"]), rel=1e-5)
+            assert ctx.calls[1][1] == pytest.approx(16 * float(penalties["R1"].detach()), rel=1e-5)
         if "PL" in penalties:
-            assert ctx.calls[-1][1] == pytest.approx(4 * float(penalties["PL"]), rel=1e-5)
+            assert ctx.calls[-1][1] == pytest.approx(4 * float(penalties["PL"].detach()), rel=1e-5)
     assert gan.pl_mean > 0
     # lazy steps slow the optimisers down to match (StyleGAN2's correction)
     assert gan.opts["D"].defaults["lr"] == pytest.approx(2e-3 * 16 / 17)
@@ -255,3 +255,124 @@ def test_augment_keeps_p0_images_moves_pixels_exactly_and_passes_gradients():
     x = x.clone().requires_grad_(True)
     augment(x, 0.5).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+# -- measures ------------------------------------------------------------------------------------------
+class _Reader:
+    """A stand-in factor model: reads each factor from the mean colour of a fixed region, so its answers follow
+    the pixels (coarse factors from the top-left quarter, fine ones from the bottom-right)."""
+
+    def read(self, images):
+        from gancourse.data.faces import COARSE, FINE
+        top = images[:, :, :8, :8].mean(dim=(1, 2, 3))
+        bottom = images[:, :, 8:, 8:].mean(dim=(1, 2, 3))
+        out = {f: (top > top.median()).long() for f in COARSE}
+        out.update({f: (bottom > bottom.median()).long() for f in FINE})
+        return out
+
+
+def test_mixing_locality_counts_which_code_each_factor_follows():
+    from gancourse.metrics.styles import mixing_locality
+
+    torch.manual_seed(0)
+    G, _ = small(16)
+    rows = mixing_locality(G, _Reader(), crossovers=[0, 3, 6], n=64, seed=1)
+    assert [r["crossover"] for r in rows] == [0, 3, 6]
+    # crossover 0: the mix is B's picture, so every factor reads as B's; 6 (= num_ws): it is A's picture
+    assert rows[0]["fine_from_B"] == 1.0 and all(v["from_B"] == 1.0 for v in rows[0]["factors"].values())
+    assert rows[2]["coarse_from_A"] == 1.0 and all(v["from_A"] == 1.0 for v in rows[2]["factors"].values())
+    assert 0.0 <= rows[1]["both"] <= min(rows[1]["coarse_from_A"], rows[1]["fine_from_B"])
+
+
+def test_path_length_noise_effect_and_activation_peaks():
+    from gancourse.metrics.styles import activation_peaks, noise_effect, path_length
+
+    torch.manual_seed(0)
+    G, _ = small(16)
+    features = lambda x: x.flatten(1)
+    w, z = path_length(G, features, "w", n=32, seed=0), path_length(G, features, "z", n=32, seed=0)
+    assert w["ppl"] > 0 and z["ppl"] > 0 and w["space"] == "w"
+    assert path_length(G, features, "w", n=32, seed=0)["ppl"] == pytest.approx(w["ppl"])  # repeatable per seed
+    with pytest.raises(ValueError, match="'w' or 'z'"):
+        path_length(G, features, "x")
+    quiet = noise_effect(G, _Reader(), n=8, draws=3)
+    assert quiet["mean_change"] == 0.0 and quiet["factors_kept"] == 1.0  # strengths start at zero
+    with torch.no_grad():
+        G.layers[-1].noise.strength.fill_(1.0)  # only the last (finest) layer uses noise now
+    loud = noise_effect(G, n=8, draws=3)
+    assert loud["mean_change"] > 0 and loud["pixel_std"].shape == (16, 16)
+    assert noise_effect(G, n=8, draws=3, layers=slice(0, 2))["mean_change"] == 0.0  # resampling unused noise
+    for style in ("modulated", "adain"):
+        G2, _ = small(16, style=style)
+        peaks = activation_peaks(G2, n=4)
+        assert len(peaks) == len(G2.layers) and all(1.0 <= p["peak_ratio"] <= p["max_possible"] for p in peaks)
+
+
+def test_truncation_sweep_scores_each_value():
+    from gancourse.metrics.styles import truncation_sweep
+
+    class _Evaluator:
+        n, k = 32, 3
+        real_features = torch.randn(64, 5)
+        classifier = type("C", (), {"features": staticmethod(lambda x: x.flatten(1)[:, :5])})
+
+    torch.manual_seed(0)
+    G, _ = small(16)
+    rows = truncation_sweep(G, _Evaluator(), [1.0, 0.0], mode="w", n=32)
+    assert [r["value"] for r in rows] == [1.0, 0.0] and all({"fid", "precision", "recall"} <= set(r) for r in rows)
+    assert truncation_sweep(G, _Evaluator(), [1.0], mode="z", n=32)[0]["mode"] == "z"
+
+
+# -- the explorer and the shipped checkpoint ----------------------------------------------------------------
+def test_style_explorer_grid_controls_and_static_picture(tmp_path, monkeypatch):
+    from gancourse.widgets import StyleExplorer
+
+    monkeypatch.setenv("GANCOURSE_RUN_DIR", str(tmp_path))
+    G, D = small(16)
+    with torch.no_grad():
+        for layer in G.layers:
+            layer.noise.strength.fill_(0.3)
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    explorer = StyleExplorer(StyleGAN(G, D), interactive=False, rows=2, cols=3)
+    grid = explorer.grid(crossover=G.num_ws)
+    assert grid.shape == (12, 3, 16, 16)
+    b_row = grid[:4]
+    assert torch.allclose(grid[5:8], grid[4].expand(3, -1, -1, -1), atol=1e-5)  # crossover = num_ws: all A
+    assert torch.allclose(explorer.grid(crossover=0)[5:8], b_row[1:], atol=1e-5)  # crossover 0: all B
+    first = explorer.grid()
+    explorer.state.new_noise()
+    assert not torch.equal(explorer.grid(), first)  # another noise draw, the same codes
+    with pytest.raises(ValueError, match="crossover"):
+        explorer.state.set_crossover(9)
+    with pytest.warns(UserWarning, match="outside"):
+        explorer.state.set_psi(1.5)
+    explorer.state.set_psi(0.7)
+    assert explorer.show()["styles"].is_file()
+    assert all(torch.equal(v, G.state_dict()[k]) for k, v in before.items())  # looking never changes G
+    with pytest.raises(TypeError, match="style-based generator"):
+        StyleExplorer(torch.nn.Linear(2, 2))
+
+
+def test_shipped_checkpoint_loads_checks_its_hash_and_its_size(tmp_path):
+    from gancourse.pretrained import PretrainedError, load_pretrained, registry
+
+    G, info = load_pretrained("stylegan-faces32")
+    entry = registry()["stylegan-faces32"]
+    assert G.final_size == 32 and not G.training and {"steps", "training_seconds", "fid", "fid_floor"} <= set(info)
+    assert entry["info"]["fid"] == info["fid"]
+    shipped = Path(__file__).resolve().parent.parent / "gancourse" / "pretrained" / entry["file"]
+    assert shipped.stat().st_size <= 5_000_000  # the issue's ceiling for a file inside the package
+    with torch.no_grad():
+        assert G(torch.randn(4, G.z_dim), noise="const").shape == (4, 3, 32, 32)
+    broken = tmp_path / "broken.pt"
+    data = bytearray(shipped.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    broken.write_bytes(bytes(data))
+    with pytest.raises(PretrainedError, match="corrupt or not the shipped"):
+        load_pretrained("stylegan-faces32", path=broken)
+    with pytest.raises(PretrainedError, match="is missing"):
+        load_pretrained("stylegan-faces32", path=tmp_path / "nothing.pt")
+    with pytest.raises(PretrainedError, match=r"draws 32x32 images, not 64x64"):
+        load_pretrained("stylegan-faces32", final_size=64)
+    with pytest.raises(PretrainedError, match="no shipped checkpoint named"):
+        load_pretrained("biggan")

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from gancourse.data.faces import COARSE, FINE
+from gancourse.metrics.quality import fid_from_features, precision_recall
 from gancourse.models.stylegan import StyleGenerator, truncated_normal
 from gancourse.train.gan import sampling_mode
 
@@ -90,7 +91,8 @@ def path_length(G: StyleGenerator, features, space: str = "w", *, n: int = 1000,
             w0, w1 = G.mapping(z0), G.mapping(z1)
             ws = [torch.lerp(w0, w1, t).unsqueeze(1).repeat(1, G.num_ws, 1),
                   torch.lerp(w0, w1, t + eps).unsqueeze(1).repeat(1, G.num_ws, 1)]
-        images = [torch.cat([G.synthesis(w[i:i + 500], "const").float().cpu() for i in range(0, n, 500)]) for w in ws]
+        images = [torch.cat([G.synthesis(w[i:i + 500], "const").clamp(-1, 1).float().cpu() for i in range(0, n, 500)])
+                  for w in ws]
     distances = (features(images[0]) - features(images[1])).pow(2).sum(1) / eps ** 2
     low, high = torch.quantile(distances, 0.01), torch.quantile(distances, 0.99)
     kept = distances[(distances >= low) & (distances <= high)]
@@ -124,12 +126,15 @@ def noise_effect(G: StyleGenerator, factor_model=None, *, n: int = 200, draws: i
 
 
 # -- truncation -------------------------------------------------------------------------------------------
-def truncation_sweep(G: StyleGenerator, evaluator, values, *, mode: str = "w", seed: int = 0) -> list[dict]:
-    """evaluator.score(samples) (FID, precision, recall, ...) for each psi (mode "w") or each truncated-normal
-    threshold (mode "z"), with `evaluator.n` samples from the same seed."""
+def truncation_sweep(G: StyleGenerator, evaluator, values, *, mode: str = "w", n: int | None = None,
+                     seed: int = 0) -> list[dict]:
+    """FID, precision and recall of n samples (default `evaluator.n`) for each psi (mode "w") or each
+    truncated-normal threshold (mode "z"), from the same seed. Precision and recall compare against as many
+    training images as samples (their k-NN balls then have comparable sizes), which also keeps them cheap."""
     if mode not in ("w", "z"):
         raise ValueError(f"mode must be 'w' (psi) or 'z' (threshold); got {mode!r}")
-    n = evaluator.n
+    n = evaluator.n if n is None else n
+    real_f = evaluator.real_features[:n]
     rows = []
     for value in values:
         if mode == "w":
@@ -138,8 +143,10 @@ def truncation_sweep(G: StyleGenerator, evaluator, values, *, mode: str = "w", s
         else:
             z = truncated_normal(n, G.z_dim, float(value), torch.Generator().manual_seed(seed)).to(G.const.device)
             samples = _draw(G, z, noise="const")
-        score = evaluator.score(samples)
-        rows.append({"mode": mode, "value": float(value), **{k: score[k] for k in ("fid", "precision", "recall")}})
+        fake_f = evaluator.classifier.features(samples)
+        precision, recall = precision_recall(real_f, fake_f, k=evaluator.k)
+        rows.append({"mode": mode, "value": float(value), "fid": fid_from_features(evaluator.real_features, fake_f),
+                     "precision": precision, "recall": recall})
     return rows
 
 

@@ -68,6 +68,7 @@ def load_pretrained(name: str = "stylegan-faces32", *, device=None, path: str | 
 
 def export_generator(G, name: str, info: dict, directory: Path = HERE) -> Path:
     """Write G's weights, config and `info` to <directory>/<name>.pt (atomically) and record its SHA-256."""
+    info = json.loads(json.dumps(info, default=str))  # plain values only: the file loads with weights_only=True
     path = directory / f"{name}.pt"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     state = {k: v.detach().cpu().clone() for k, v in G.state_dict().items()}
