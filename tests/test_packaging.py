@@ -291,3 +291,22 @@ def test_notebook_is_committed_without_outputs(rel):
         f"{rel} was saved with outputs in cells {dirty}; clear them "
         "(jupyter nbconvert --clear-output --inplace, or Edit > Clear Outputs of All Cells) before committing."
     )
+
+
+def test_the_wheel_carries_the_shipped_checkpoint_with_its_registered_hash(tmp_path):
+    """`pip install` (and Colab) must get lesson 07's generator: the file is package data, byte for byte."""
+    import hashlib
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("gancourse-*.whl")
+    registry = json.loads((REPO / "gancourse" / "pretrained" / "registry.json").read_text())
+    assert registry, "gancourse/pretrained/registry.json lists no checkpoint"
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        assert "gancourse/pretrained/registry.json" in names
+        for name, entry in registry.items():
+            member = f"gancourse/pretrained/{entry['file']}"
+            assert member in names, f"{name}: {entry['file']} is not in the wheel; list it in [tool.setuptools.package-data]"
+            assert hashlib.sha256(archive.read(member)).hexdigest() == entry["sha256"]
