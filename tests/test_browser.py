@@ -1,4 +1,4 @@
-"""What students see: lessons 01, 02, 05 and 06 run in JupyterLab, in headless Chromium.
+"""What students see: lessons 01, 02, 05, 06 and 07 run in JupyterLab, in headless Chromium.
 
 A widget can work in a test kernel and still show nothing in the page (mismatched widget versions, a
 missing front-end extension, an error in the browser's console). These tests start JupyterLab from
@@ -22,6 +22,7 @@ LESSON = REPO / "notebooks" / "01_gan_game.ipynb"
 EXPLORER_LESSON = REPO / "notebooks" / "02_dcgan.ipynb"  # its LatentExplorer: a slider and buttons
 TRANSLATION_LESSON = REPO / "notebooks" / "05_cyclegan.ipynb"  # its TranslationExplorer: a slider and a button
 GROWTH_LESSON = REPO / "notebooks" / "06_progan.ipynb"  # its GrowthExplorer: one slider over stage and alpha
+STYLE_LESSON = REPO / "notebooks" / "07_stylegan.ipynb"  # its StyleExplorer: crossover and psi sliders, new noise
 # The lesson in smoke mode, but with live widgets (smoke mode alone picks PNG files) and a ring8 run
 # long enough for the dashboard to redraw its samples several times while the test watches. The
 # dashboard spends at most a tenth of the wall time drawing, so the number of redraws depends on the
@@ -257,6 +258,29 @@ def test_lesson_06_growth_explorer_slider_goes_back_to_lower_stages(server, page
     _assert_no_cell_errors(page, lab.notebook_state(page))
     _assert_console_clean(page)
     print(f"lesson 06's growth explorer: position {before} -> {after}")
+
+
+def test_lesson_07_style_explorer_crossover_psi_and_noise_change_the_grid(server, page):
+    explorer, image = _run_lesson_widget(page, server, STYLE_LESSON, "gancourse-styles")
+    first = _wait_for_image(image, lambda info: info["width"] > 0, "the style explorer's image never appeared")
+    _shoot(page, "07_styles_start", explorer)
+    crossover = explorer.locator(".gancourse-styles-crossover")
+    before = int(crossover.locator(".widget-readout").text_content())
+    _drag_slider(page, crossover, 0.05)  # to crossover 0: every tile becomes its column's B
+    moved = _wait_for_image(image, lambda info: info["sha"] != first["sha"],
+                            "dragging the crossover slider did not change the displayed grid")
+    after = int(crossover.locator(".widget-readout").text_content())
+    assert after < before, f"the crossover went from {before} to {after}; it was dragged to the left"
+    _drag_slider(page, explorer.locator(".gancourse-styles-psi"), 0.1)
+    truncated = _wait_for_image(image, lambda info: info["sha"] != moved["sha"],
+                                "dragging the psi slider did not change the displayed grid")
+    explorer.locator("button.gancourse-styles-noise").click()
+    _wait_for_image(image, lambda info: info["sha"] != truncated["sha"],
+                    "clicking 'new noise' did not change the displayed grid")
+    _shoot(page, "07_styles_moved", explorer)
+    _assert_no_cell_errors(page, lab.notebook_state(page))
+    _assert_console_clean(page)
+    print(f"lesson 07's style explorer: crossover {before} -> {after}")
 
 
 def _drag_slider(page, slider, fraction: float) -> None:
