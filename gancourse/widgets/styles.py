@@ -41,6 +41,17 @@ class StyleState:
         self.noise_seed += 1
 
 
+def _split(crossover: int, num_ws: int) -> str:
+    """Which layers each code gives, in words."""
+    if crossover == 0:
+        return "every layer from B (columns)"
+    if crossover == num_ws:
+        return "every layer from A (rows)"
+    a = "layer 0" if crossover == 1 else f"layers 0-{crossover - 1}"
+    b = f"layer {crossover}" if crossover == num_ws - 1 else f"layers {crossover}-{num_ws - 1}"
+    return f"{a} from A (rows), {b} from B (columns)"
+
+
 class StyleExplorer(_SyncedView):
     """Mix the styles of rows A and columns B at a crossover, truncate them by psi, redraw the noise.
 
@@ -98,8 +109,7 @@ class StyleExplorer(_SyncedView):
             scale = scale_for(images.shape[-1], FRAME_PX)
             tile = images.shape[-1] * scale
             picture, _ = labelled(tiles(images, len(self.z_b) + 1, scale),
-                                  title=f"layers 0-{k - 1} from A (rows), {k}-{self.state.num_ws - 1} from B (columns)"
-                                  f"; psi {self.state.psi:g}",
+                                  title=f"{_split(k, self.state.num_ws)}; psi {self.state.psi:g}",
                                   col_labels=["", *[f"B{j + 1}" for j in range(len(self.z_b))]],
                                   col_pitch=tile + TILE_GAP,
                                   row_labels=["", *[f"A{i + 1}" for i in range(len(self.z_a))]],
