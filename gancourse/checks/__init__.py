@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -123,3 +124,47 @@ def _plain(value):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return f"<{type(value).__name__}>"
+
+
+# -- shared by the later lessons' checks ------------------------------------------------------------------
+def same(value: torch.Tensor, candidate: torch.Tensor, rtol: float = 1e-4, atol: float = 1e-6) -> bool:
+    """Same shape and close values (in float64)."""
+    return tuple(value.shape) == tuple(candidate.shape) and bool(
+        torch.allclose(value.detach().double(), candidate.detach().double(), rtol=rtol, atol=atol))
+
+
+def first_values(t: torch.Tensor, k: int = 3) -> str:
+    """The first k values of a tensor, for a message."""
+    return "[" + ", ".join(f"{v:.4g}" for v in t.detach().flatten()[:k].tolist()) + (", ...]" if t.numel() > k else "]")
+
+
+def diagnose(value: torch.Tensor, expected: torch.Tensor, name: str,
+              wrong: dict[str, torch.Tensor] | list[tuple[str, torch.Tensor]], hint: str = "") -> None:
+    """Name the mistake when the value matches a known wrong answer, else say what was expected."""
+    if same(value, expected):
+        return
+    for message, candidate in wrong.items() if isinstance(wrong, dict) else wrong:
+        if same(value, candidate):
+            raise CheckFailed(f"{name}: {message}")
+    raise CheckFailed(f"{name} gave {first_values(value)}, expected {first_values(expected)}. {hint}".strip())
+
+
+def call_naming_stubs(fn, *args, name: str, context: str = "", **kwargs):
+    """Call a student's function; a NotImplementedError names the function that is still a stub."""
+    if not callable(fn):
+        raise CheckFailed(f"expected a function for {name}, got {type(fn).__name__}; pass the function "
+                          "itself (no parentheses)")
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError as err:
+        frames = traceback.extract_tb(err.__traceback__)
+        stub = frames[-1].name if frames else name
+        if stub in (name, "<lambda>", "wrapper") or stub.startswith("_"):
+            raise CheckFailed(f"{name} is not written yet: replace `raise NotImplementedError()` with your code "
+                              "and run its cell again.") from None
+        raise CheckFailed(f"{name} calls {stub}, which is not written yet: finish that task first, run its "
+                          "cell, then run this check again.") from None
+    except CheckFailed:
+        raise
+    except Exception as err:
+        raise CheckFailed(f"{name} raised {type(err).__name__}{context}: {err}") from err

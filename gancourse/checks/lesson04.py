@@ -7,34 +7,12 @@ checking never changes the student's seeded run.
 from __future__ import annotations
 
 import math
-import traceback
 
 import torch
 from torch import nn
 
 from gancourse import losses
-from gancourse.checks import CheckFailed, keeps_rng, expect_tensor, passed
-
-
-def _call(fn, *args, name: str, context: str = "", **kwargs):
-    """Call a student's function; a NotImplementedError names the function that is still a stub."""
-    if not callable(fn):
-        raise CheckFailed(f"expected a function for {name}, got {type(fn).__name__}; pass the function "
-                          "itself (no parentheses)")
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError as err:
-        frames = traceback.extract_tb(err.__traceback__)
-        stub = frames[-1].name if frames else name
-        if stub in (name, "<lambda>", "wrapper") or stub.startswith("_"):
-            raise CheckFailed(f"{name} is not written yet: replace `raise NotImplementedError()` with your code "
-                              "and run its cell again.") from None
-        raise CheckFailed(f"{name} calls {stub}, which is not written yet: finish that task first, run its "
-                          "cell, then run this check again.") from None
-    except CheckFailed:
-        raise
-    except Exception as err:
-        raise CheckFailed(f"{name} raised {type(err).__name__}{context}: {err}") from err
+from gancourse.checks import CheckFailed, call_naming_stubs, expect_tensor, keeps_rng, passed
 
 
 def _close(a, b, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
@@ -68,7 +46,7 @@ def check_wasserstein_losses(critic_loss, generator_loss) -> None:
     real, fake = _scores(0)
     n = len(real)
     # -- the critic's loss
-    out = expect_tensor(_call(critic_loss, real, fake, name="critic_loss"), "critic_loss", shape=())
+    out = expect_tensor(call_naming_stubs(critic_loss, real, fake, name="critic_loss"), "critic_loss", shape=())
     expected = fake.mean() - real.mean()
     if not _close(out, expected):
         if _close(out, losses.discriminator_loss(real, fake), rtol=1e-3):
@@ -87,7 +65,7 @@ def check_wasserstein_losses(critic_loss, generator_loss) -> None:
                               f"{n}: average over the batch with .mean() instead of .sum().")
         raise CheckFailed(f"critic_loss gave {_f(out)}, expected {_f(expected)} = E f(fake) - E f(real).")
     r, f = real.clone().requires_grad_(True), fake.clone().requires_grad_(True)
-    out = _call(critic_loss, r, f, name="critic_loss")
+    out = call_naming_stubs(critic_loss, r, f, name="critic_loss")
     if not torch.is_tensor(out) or out.grad_fn is None:
         raise CheckFailed("critic_loss returned a tensor with no gradient, so the critic cannot learn from it: "
                           "don't use .item(), .detach(), float() or NumPy inside a loss.")
@@ -98,7 +76,7 @@ def check_wasserstein_losses(critic_loss, generator_loss) -> None:
                           "tensors themselves, fake_scores.mean() - real_scores.mean().")
 
     # -- the generator's loss
-    out = expect_tensor(_call(generator_loss, fake, name="generator_loss"), "generator_loss", shape=())
+    out = expect_tensor(call_naming_stubs(generator_loss, fake, name="generator_loss"), "generator_loss", shape=())
     expected = -fake.mean()
     if not _close(out, expected):
         if _close(out, losses.generator_loss_nonsaturating(fake), rtol=1e-3) or \
@@ -114,7 +92,7 @@ def check_wasserstein_losses(critic_loss, generator_loss) -> None:
                               "with .mean() instead of .sum().")
         raise CheckFailed(f"generator_loss gave {_f(out)}, expected {_f(expected)} = -E f(fake).")
     f = fake.clone().requires_grad_(True)
-    out = _call(generator_loss, f, name="generator_loss")
+    out = call_naming_stubs(generator_loss, f, name="generator_loss")
     if not torch.is_tensor(out) or out.grad_fn is None:
         raise CheckFailed("generator_loss returned a tensor with no gradient, so G cannot learn from it: "
                           "don't use .item(), .detach(), float() or NumPy inside a loss.")
@@ -258,7 +236,7 @@ def _penalty(fn, critic, real, fake, weight, what=""):
         hint = (f" For a batch of shape {tuple(real.shape)}, eps needs shape ({real.shape[0]}, 1, 1, 1) to "
                 "broadcast: torch.rand(B, *[1] * (real.dim() - 1)).")
     try:
-        out = _call(fn, critic, real, fake, weight=weight, name="gradient_penalty", context=context)
+        out = call_naming_stubs(fn, critic, real, fake, weight=weight, name="gradient_penalty", context=context)
     except CheckFailed as err:
         cause = str(err.__cause__ or "")
         if "does not require grad" in cause:
@@ -496,7 +474,7 @@ class _Run:
         return self.events.count(event)
 
 
-def _same(a: list[torch.Tensor], b) -> bool:
+def same(a: list[torch.Tensor], b) -> bool:
     """Equal values, NaN included (a run with stale gradients can leave NaN weights behind)."""
     return all(torch.allclose(x, y.detach(), rtol=0, atol=0, equal_nan=True) for x, y in zip(a, b))
 
@@ -518,14 +496,14 @@ def _number(value, name: str) -> float:
 def check_train_step(fn, n_critic: int = 3, gp_weight: float = 10.0, seed: int = 0) -> None:
     """fn(G, D, opt_G, opt_D, sample_real, z_dim, n_critic=, gp_weight=) -> (loss_D, loss_G): n_critic critic
     updates on fresh data with the gradient penalty, then one generator update."""
-    run = _call(_Run, fn, n_critic=n_critic, gp_weight=gp_weight, seed=seed, name="train_step")
+    run = call_naming_stubs(_Run, fn, n_critic=n_critic, gp_weight=gp_weight, seed=seed, name="train_step")
     n = n_critic
     if not (isinstance(run.out, tuple) and len(run.out) == 2):
         raise CheckFailed(f"train_step should return the pair (loss_D, loss_G); it returned {type(run.out).__name__}"
                           + (" (did you forget `return loss_D, loss_G`?)" if run.out is None else ""))
     d_steps, g_steps = run.count("D_step"), run.count("G_step")
-    D_moved = not _same(run.D0, run.D.parameters())
-    G_moved = not _same(run.G0, run.G.parameters())
+    D_moved = not same(run.D0, run.D.parameters())
+    G_moved = not same(run.G0, run.G.parameters())
     # how often each network was updated, and in which order
     if g_steps == 0:
         raise CheckFailed("G was never updated: after the critic loop, compute loss_G and call opt_G.zero_grad(), "
@@ -535,7 +513,7 @@ def check_train_step(fn, n_critic: int = 3, gp_weight: float = 10.0, seed: int =
         raise CheckFailed(f"G was updated {g_steps} times for n_critic={n}; G gets one update per train_step, after "
                           "the critic loop: move G's update out of the loop (and don't call opt_G.step() during "
                           "the critic's updates).")
-    if "D_step" in run.events[run.events.index("G_step") + 1:] or not _same(run.D_at_G_step, run.D.parameters()):
+    if "D_step" in run.events[run.events.index("G_step") + 1:] or not same(run.D_at_G_step, run.D.parameters()):
         raise CheckFailed("D's weights changed during G's update: the generator step calls only opt_G.step(). "
                           "Do all n_critic critic updates first, then G's update, and don't step opt_D after "
                           "loss_G.backward().")
@@ -575,7 +553,7 @@ def check_train_step(fn, n_critic: int = 3, gp_weight: float = 10.0, seed: int =
     if "G_grad" in run.events[:last_d]:
         raise CheckFailed("the critic's loss sends gradients into G: the fake batch for the critic must not "
                           "carry G's graph. Generate it under torch.no_grad() or use G(z).detach().")
-    if not _same(run.G0, run.G_at_G_step):
+    if not same(run.G0, run.G_at_G_step):
         raise CheckFailed("G's weights changed during the critic's updates: only D may change in the loop. "
                           "Detach the fake batch and step only opt_D there.")
     # fresh noise every time (calling G twice on the same z in one update is fine, reusing it later is not)
@@ -620,8 +598,8 @@ def check_train_step(fn, n_critic: int = 3, gp_weight: float = 10.0, seed: int =
                           "z after the critic loop, through the updated critic, without detaching G(z).")
     # the gradient penalty is part of the critic's loss
     if gp_weight > 0:
-        other = _call(_Run, fn, n_critic=n_critic, gp_weight=0.0, seed=seed, name="train_step")
-        if _same([p.detach() for p in run.D.parameters()], other.D.parameters()):
+        other = call_naming_stubs(_Run, fn, n_critic=n_critic, gp_weight=0.0, seed=seed, name="train_step")
+        if same([p.detach() for p in run.D.parameters()], other.D.parameters()):
             raise CheckFailed(f"the critic ends up the same with gp_weight={gp_weight} and gp_weight=0: the gradient "
                               "penalty does not reach the critic's update. Add gradient_penalty(D, real, fake, "
                               "weight=gp_weight) to the critic's loss before backward (and check task 3: the "

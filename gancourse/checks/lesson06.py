@@ -13,28 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancourse.checks import CheckFailed, call, expect_tensor, keeps_rng, passed
+from gancourse.checks import CheckFailed, call, diagnose, expect_tensor, keeps_rng, passed, same
 from gancourse.train.progan import growth_schedule as _schedule  # the library's schedule is the reference
-
-
-def _same(value: torch.Tensor, candidate: torch.Tensor, rtol: float = 1e-4, atol: float = 1e-6) -> bool:
-    return tuple(value.shape) == tuple(candidate.shape) and bool(
-        torch.allclose(value.detach().double(), candidate.detach().double(), rtol=rtol, atol=atol))
-
-
-def _first(t: torch.Tensor, k: int = 3) -> str:
-    return "[" + ", ".join(f"{v:.4g}" for v in t.detach().flatten()[:k].tolist()) + (", ...]" if t.numel() > k else "]")
-
-
-def _diagnose(value: torch.Tensor, expected: torch.Tensor, name: str,
-              wrong: dict[str, torch.Tensor] | list[tuple[str, torch.Tensor]], hint: str = "") -> None:
-    """Name the mistake when the value matches a known wrong answer, else say what was expected."""
-    if _same(value, expected):
-        return
-    for message, candidate in wrong.items() if isinstance(wrong, dict) else wrong:
-        if _same(value, candidate):
-            raise CheckFailed(f"{name}: {message}")
-    raise CheckFailed(f"{name} gave {_first(value)}, expected {_first(expected)}. {hint}".strip())
 
 
 def _randn(g: torch.Generator, *shape: int) -> torch.Tensor:
@@ -72,7 +52,7 @@ def check_fade_in(fn) -> None:
     low, high = _randn(g, 3, 2, 4, 4), _randn(g, 3, 2, 8, 8)
     alphas = (0.3, 0.8, 0.0, 1.0)
     outs = {alpha: _blend(fn, low, high, alpha) for alpha in alphas}
-    if _same(outs[0.3], outs[0.8]):
+    if same(outs[0.3], outs[0.8]):
         raise CheckFailed("fade_in gave the same picture for alpha = 0.3 and alpha = 0.8: alpha is ignored. The "
                           "output is (1 - alpha) * up(low) + alpha * high, so it moves from the old picture to the "
                           "new one as alpha grows")
@@ -89,7 +69,7 @@ def check_fade_in(fn) -> None:
             "that is bilinear up-sampling (align_corners=True): up-sample low by nearest neighbour (mode=\"nearest\")":
                 (1 - alpha) * bilinear_corners + alpha * high,
         }
-        _diagnose(outs[alpha], expected, f"fade_in(low, high, alpha={alpha:g})", wrong,
+        diagnose(outs[alpha], expected, f"fade_in(low, high, alpha={alpha:g})", wrong,
                   "The blend is (1 - alpha) * up(low) + alpha * high, with up() nearest-neighbour x2.")
     if not torch.equal(outs[0.0], _up(low)):
         raise CheckFailed("at alpha = 0 the output must be exactly the up-sampled low picture (nothing of high)")
@@ -106,7 +86,7 @@ def check_fade_in(fn) -> None:
         raise CheckFailed("the blend's value is right but its gradient is not: it must reach low (weighted 1 - alpha) "
                           "and high (weighted alpha); do not detach either of them")
     wide_low, wide_high = _randn(g, 2, 1, 3, 5), _randn(g, 2, 1, 6, 10)
-    _diagnose(_blend(fn, wide_low, wide_high, 0.6), 0.4 * _up(wide_low) + 0.6 * wide_high,
+    diagnose(_blend(fn, wide_low, wide_high, 0.6), 0.4 * _up(wide_low) + 0.6 * wide_high,
               "fade_in on a 3x5 -> 6x10 pair", {}, "Up-sample by a factor of 2, not to a fixed size.")
     passed("fade_in: nearest up-sampling, (1 - alpha) old + alpha new, exact at alpha = 0, gradients to both")
 
@@ -178,19 +158,19 @@ def check_minibatch_stddev(fn) -> None:
     x = torch.cat([_randn(g, 1, 3, 2, 2).expand(4, 3, 2, 2), 2 * _randn(g, 4, 3, 2, 2)]) + 0.5
     expected, wrong = _mbstd_wrong(x, 4)
     out = _mbstd(fn, x, 4)
-    _diagnose(out, expected, "minibatch_stddev(x, group_size=4)", wrong)
+    diagnose(out, expected, "minibatch_stddev(x, group_size=4)", wrong)
     out = _mbstd(fn, x, None)
-    _diagnose(out, expected, "minibatch_stddev(x) with the default group size", {},
+    diagnose(out, expected, "minibatch_stddev(x) with the default group size", {},
               "The default group size is 4: def minibatch_stddev(x, group_size=4).")
     y = _randn(g, 12, 2, 3, 3) * torch.linspace(0.2, 3.0, 12).view(12, 1, 1, 1)
     for size in (2, 3):
         expected, wrong = _mbstd_wrong(y, size)
         fixed = _mbstd_wrong(y, 4)[0]
         out = _mbstd(fn, y, size)
-        if _same(out, fixed):
+        if same(out, fixed):
             raise CheckFailed(f"minibatch_stddev(x, group_size={size}) gave the answer for groups of 4: use the "
                               "group_size argument, not a fixed 4")
-        _diagnose(out, expected, f"minibatch_stddev(x, group_size={size}) on a batch of 12", wrong)
+        diagnose(out, expected, f"minibatch_stddev(x, group_size={size}) on a batch of 12", wrong)
     passed("minibatch_stddev: groups of consecutive samples, biased std averaged to one number, given to each member")
 
 
@@ -262,13 +242,13 @@ def check_equalized_conv(cls) -> None:
         "stale when the optimiser changes self.weight. Multiply self.weight by the constant inside forward":
             F.conv2d(x, initial * scale, b, padding=pad),
     }
-    _diagnose(out, expected, "EqualizedConv.forward after setting its weights", wrong,
+    diagnose(out, expected, "EqualizedConv.forward after setting its weights", wrong,
               "Expected F.conv2d(x, self.weight * sqrt(2 / (c_in * kernel * kernel)), self.bias, padding=padding).")
     if not torch.equal(layer.weight.detach(), w):
         raise CheckFailed("forward changed self.weight: the He constant is applied again at every pass, so scale a "
                           "product (self.weight * scale), never the parameter itself in place")
     again = _forward(layer, x, " (a second time)")
-    if not _same(again, out):
+    if not same(again, out):
         raise CheckFailed("a second forward pass on the same input gave a different output: forward must not change "
                           "the layer's state")
     layer.zero_grad()
@@ -322,12 +302,12 @@ def check_pixel_norm(fn) -> None:
         "that divides by the standard deviation over channels: it is the root mean square, without subtracting "
         "the mean": x / torch.sqrt(x.var(dim=1, unbiased=False, keepdim=True) + eps),
     }
-    _diagnose(out, x / torch.sqrt(square.mean(dim=1, keepdim=True) + eps), name, wrong,
+    diagnose(out, x / torch.sqrt(square.mean(dim=1, keepdim=True) + eps), name, wrong,
               "Expected x / torch.sqrt(x.pow(2).mean(dim=1, keepdim=True) + eps).")
     for e in (0.5, 3.0):
         out = expect_tensor(call(fn, x, e, name="pixel_norm"), f"pixel_norm(x, eps={e})")
         expected = x / torch.sqrt(square.mean(dim=1, keepdim=True) + e)
-        _diagnose(out, expected, f"pixel_norm(x, eps={e})", {
+        diagnose(out, expected, f"pixel_norm(x, eps={e})", {
             "eps goes inside the square root: sqrt(mean + eps)": x / (torch.sqrt(square.mean(dim=1, keepdim=True)) + e),
             "the eps argument is ignored: use the one you are given":
                 x / torch.sqrt(square.mean(dim=1, keepdim=True) + eps),

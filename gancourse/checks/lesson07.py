@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancourse.checks import CheckFailed, call, expect_tensor, keeps_rng, passed
-from gancourse.checks.lesson04 import _call as call_naming_stubs  # says which unwritten helper an answer calls
-from gancourse.checks.lesson06 import _diagnose, _first, _randn, _same
+from gancourse.checks import (CheckFailed, call, call_naming_stubs, diagnose, expect_tensor, first_values, keeps_rng,
+                              passed, same)
+from gancourse.checks.lesson06 import _randn
 from gancourse.models.stylegan import instance_norm, mix_styles, modulated_conv2d, truncate
 
 _SHAPE_ERRORS = ("size of tensor", "must match", "shape", "groups", "expected weight", "expected input")
@@ -42,7 +42,7 @@ def _grads(inputs: list[torch.Tensor], output: torch.Tensor, weights: torch.Tens
 
 def _same_grads(got: list, want: list) -> bool:
     """Gradients alike: the same where the reference has one, none where it has none."""
-    return all((g is None) == (w is None) and (w is None or _same(g, w, rtol=1e-3, atol=1e-5))
+    return all((g is None) == (w is None) and (w is None or same(g, w, rtol=1e-3, atol=1e-5))
                for g, w in zip(got, want, strict=True))
 
 
@@ -109,7 +109,7 @@ def check_adain(fn) -> None:
     scale, bias = _randn(g, 3, 4) + 1.5, _randn(g, 3, 4)
     for eps in (None, 0.5):
         expected, wrong = _adain_answers(x, scale, bias, 1e-8 if eps is None else eps)
-        _diagnose(_adain(fn, x, scale, bias, eps), expected, "adain" + ("" if eps is None else f" with eps={eps:g}"),
+        diagnose(_adain(fn, x, scale, bias, eps), expected, "adain" + ("" if eps is None else f" with eps={eps:g}"),
                   wrong, "Expected style_scale * (x - mean) / sqrt(var + eps) + style_bias, the statistics over "
                          "dim=(2, 3).")
     flat = x.clone()
@@ -117,7 +117,7 @@ def check_adain(fn) -> None:
     out = _adain(fn, flat, scale, bias)
     if not torch.allclose(out[1, 2], bias[1, 2].expand(3, 3), atol=1e-5):
         raise CheckFailed("a feature map whose pixels are all equal should come out as the style's bias (its centred "
-                          f"values are 0), but gave {_first(out[1, 2])}: eps goes inside the square root")
+                          f"values are 0), but gave {first_values(out[1, 2])}: eps goes inside the square root")
     leaves = [t.clone().requires_grad_(True) for t in (x, scale, bias)]
     weights = _randn(g, *x.shape)
     got = _grads(leaves, _adain(fn, *leaves), weights)
@@ -127,7 +127,7 @@ def check_adain(fn) -> None:
                           "the style (the mapping network learns through them), so no .detach() and no torch.no_grad()")
     other = _randn(g, 2, 5, 4, 6) * 2 + 1
     o_scale, o_bias = _randn(g, 2, 5), _randn(g, 2, 5)
-    _diagnose(_adain(fn, other, o_scale, o_bias), _adain_answers(other, o_scale, o_bias, 1e-8)[0],
+    diagnose(_adain(fn, other, o_scale, o_bias), _adain_answers(other, o_scale, o_bias, 1e-8)[0],
               "adain on a (2, 5, 4, 6) batch", [], "Use the shapes of the inputs, not fixed sizes.")
     passed("adain: each feature map normalised over its own pixels (biased variance, eps inside the root), then "
            "scaled and shifted by its style")
@@ -278,7 +278,7 @@ def check_slow_linear(cls) -> None:
     wrong.append(("the output does not follow the weights the layer holds: a scaled copy of the weights made in "
                   "__init__ goes stale when the optimiser changes self.weight; scale self.weight inside forward",
                   F.linear(x, initial * 0.05 / math.sqrt(12), b * 0.05)))
-    _diagnose(_run(layer, x), expected, "SlowLinear.forward after setting its weights", wrong,
+    diagnose(_run(layer, x), expected, "SlowLinear.forward after setting its weights", wrong,
               "Expected F.linear(x, self.weight * lr_multiplier / sqrt(d_in), self.bias * lr_multiplier).")
     if not torch.equal(layer.weight.detach(), w):
         raise CheckFailed("forward changed self.weight: scale a product (self.weight * constant), never the parameter "
@@ -382,12 +382,12 @@ def check_modulated_conv2d(fn) -> None:
         for demodulate in (True, False):
             expected, wrong = _modconv_answers(x, weight, styles, demodulate, 1e-8)
             for fused in (True, False):
-                _diagnose(_modconv(fn, x, weight, styles, demodulate, fused), expected,
+                diagnose(_modconv(fn, x, weight, styles, demodulate, fused), expected,
                           f"modulated_conv2d with demodulate={demodulate}, fused={fused}", wrong)
     small = weight * 0.3
     expected, wrong = _modconv_answers(x, small, styles, True, 1.0)
     for fused in (True, False):
-        _diagnose(_modconv(fn, x, small, styles, True, fused, eps=1.0), expected,
+        diagnose(_modconv(fn, x, small, styles, True, fused, eps=1.0), expected,
                   f"modulated_conv2d with eps=1, fused={fused}", wrong)
     dead = styles.clone()
     dead[1] = 0
@@ -402,7 +402,7 @@ def check_modulated_conv2d(fn) -> None:
         if not 0.9 < std < 1.1:
             raise CheckFailed(f"with demodulation, unit-normal inputs gave outputs of std {std:.3g} (fused={fused}); "
                               "expected about 1, for any weight and styles: that is what demodulation is for")
-    if not _same(outs[0], outs[1]):
+    if not same(outs[0], outs[1]):
         raise CheckFailed("the fused and the unfused forms disagree: they are the same numbers computed two ways")
     leaves = [t.clone().requires_grad_(True) for t in (x, weight, styles)]
     r = _randn(g, *expected.shape)
@@ -461,7 +461,7 @@ def check_mix_styles(fn) -> None:
     ws, w_b = _randn(g, 3, 6, 4), _randn(g, 3, 4)
     for crossover in (2, 5, 1, 0, 6):
         expected, wrong = _mix_answers(ws, w_b, crossover)
-        _diagnose(_mixed(fn, ws, w_b, crossover), expected, f"mix_styles(ws, w_b, crossover={crossover})", wrong,
+        diagnose(_mixed(fn, ws, w_b, crossover), expected, f"mix_styles(ws, w_b, crossover={crossover})", wrong,
                   "Layers [0, crossover) keep ws; layers [crossover, num_ws) take w_b.")
     leaves = [ws.clone().requires_grad_(True), w_b.clone().requires_grad_(True)]
     r = _randn(g, *ws.shape)
@@ -562,7 +562,7 @@ def check_truncation(truncate_fn, make_styles_fn) -> None:
             raise CheckFailed(f"{name} changed its inputs in place: sampling must leave w_avg (and w) as they are; "
                               "compute a new tensor")
         expected, wrong = _truncate_answers(w, w_avg, psi)
-        _diagnose(out, expected, name, wrong, "Expected w_avg + psi * (w - w_avg).")
+        diagnose(out, expected, name, wrong, "Expected w_avg + psi * (w - w_avg).")
     mapping = style_mapping(75)
     z, z_mix = _randn(g, 6, 3), _randn(g, 6, 3)
     cases = [(0.6, None, None, None), (0.6, z_mix, 2, None), (1.0, z_mix, 3, 0.9), (0.5, None, None, 0.8),
@@ -571,12 +571,12 @@ def check_truncation(truncate_fn, make_styles_fn) -> None:
         ws, avg, what = _styles_call(make_styles_fn, mapping, z, 5, w_avg, psi, mix, crossover, beta)
         expected_ws, wrong_ws, expected_avg, wrong_avg = _styles_answers(mapping, z, 5, w_avg, psi, mix, crossover,
                                                                          beta)
-        if beta is None and not _same(avg, w_avg):
+        if beta is None and not same(avg, w_avg):
             raise CheckFailed(f"{what} moved w_avg: with beta=None it is a sampling call, and sampling, truncated or "
                               "not, returns the average as it came; only training steps (beta given) move it")
-        _diagnose(avg, expected_avg, f"the average returned by {what}", wrong_avg,
+        diagnose(avg, expected_avg, f"the average returned by {what}", wrong_avg,
                   "Expected torch.lerp(w_avg, w.mean(dim=0), 1 - beta), with w = mapping(z), before mixing.")
-        _diagnose(ws, expected_ws, f"the styles returned by {what}", wrong_ws,
+        diagnose(ws, expected_ws, f"the styles returned by {what}", wrong_ws,
                   "Expected w(z) at every layer, w(z_mix) from crossover on, all truncated towards the new w_avg.")
         if avg.requires_grad:
             raise CheckFailed(f"the average returned by {what} carries the mapping network's graph: it is a running "
@@ -649,7 +649,7 @@ def check_lazy_r1(fn) -> None:
             if step % every:
                 if out is not None:
                     due = "; 0 is not nothing: return None" if torch.is_tensor(out) and not out.any() else ""
-                    got = _first(out) if torch.is_tensor(out) else repr(out)
+                    got = first_values(out) if torch.is_tensor(out) else repr(out)
                     raise CheckFailed(f"{what} returned {got}: R1 is due only at steps 0, every, 2 * every, ... "
                                       "(step % every == 0); on the other steps return None, so that the caller skips "
                                       f"the extra D step{due}")
@@ -659,7 +659,7 @@ def check_lazy_r1(fn) -> None:
                                   "there (step % every == 0)")
             out = expect_tensor(out, what, shape=())
             expected, wrong = _r1_answers(D, real, gamma, every)
-            _diagnose(out, expected, what, wrong, "Expected every * gamma / 2 * the mean over samples of "
+            diagnose(out, expected, what, wrong, "Expected every * gamma / 2 * the mean over samples of "
                                                   "||grad D(x)||^2.")
             if not out.requires_grad:
                 raise CheckFailed(f"{what} has the right value but no gradient reaches D's weights: R1 trains D "

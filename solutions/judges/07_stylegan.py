@@ -5,7 +5,7 @@ The references are the library's pieces, and the known mistakes are the visible 
 """
 import torch
 
-from gancourse.checks import CheckFailed
+from gancourse.checks import CheckFailed, diagnose, same
 from gancourse.checks import lesson07 as tables
 from gancourse.judging import Judge, Wrong
 
@@ -36,7 +36,7 @@ def _close(got, expected: torch.Tensor, what: str, wrong=()) -> None:
     if not torch.isfinite(got).all():
         raise Wrong(f"{what} gave NaN or inf (an eps missing under a square root?)")
     try:
-        tables._diagnose(got, expected, what, list(wrong))
+        diagnose(got, expected, what, list(wrong))
     except CheckFailed as err:
         raise Wrong(str(err)) from None
 
@@ -222,7 +222,7 @@ def _truncation(inputs, outputs, smoke):
                 "; return the new average as a new tensor"))
         ws, wrong_ws, avg, wrong_avg = tables._styles_answers(mapping, *(case[key] for key in (
             "z", "num_ws", "w_avg", "psi", "z_mix", "crossover", "beta")))
-        if case["beta"] is None and not tables._same(got["w_avg"], case["w_avg"]):
+        if case["beta"] is None and not same(got["w_avg"], case["w_avg"]):
             raise Wrong(f"{what}: a sampling call (beta=None) moved w_avg; only training steps move the average")
         _close(got["w_avg"], avg, f"the average returned by {what}", wrong_avg)
         _close(got["ws"], ws, f"the styles returned by {what}", wrong_ws)
