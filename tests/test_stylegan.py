@@ -376,3 +376,11 @@ def test_shipped_checkpoint_loads_checks_its_hash_and_its_size(tmp_path):
         load_pretrained("stylegan-faces32", final_size=64)
     with pytest.raises(PretrainedError, match="no shipped checkpoint named"):
         load_pretrained("biggan")
+
+
+def test_orientation_model_reads_turned_faces():
+    from gancourse.metrics.styles import orientation_model, turned_share
+
+    model = orientation_model(16, limit=1000, epochs=2)
+    faces = load("faces", split="test", size=16).sample(200)
+    assert turned_share(faces, model) < 0.1 and turned_share(torch.rot90(faces, 1, dims=(2, 3)), model) > 0.8

@@ -173,3 +173,25 @@ def activation_peaks(G: StyleGenerator, *, n: int = 64, seed: int = 0) -> list[d
     return [{"layer": j, "resolution": sizes[j], "peak_ratio": float(r.median()),
              "peak_ratio_p99": float(torch.quantile(r, 0.99)), "max_possible": sizes[j] ** 2}
             for j, r in enumerate(records)]
+
+
+# -- ADA's leak check ----------------------------------------------------------------------------------------
+def orientation_model(size: int = 32, *, limit: int = 4000, epochs: int = 2, seed: int = 0):
+    """A factor model with one head, `quarter_turns` (0-3), trained on real faces turned by k x 90 degrees: it
+    tells whether a picture stands upright. A few seconds on a CPU; not cached."""
+    from gancourse.data import load
+    from gancourse.metrics.factors import FactorModel, fit_factor_model
+
+    x = load("faces", size=size, limit=limit).x
+    x = x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()
+    turns = torch.randint(4, (len(x),), generator=torch.Generator().manual_seed(seed))
+    turned = torch.stack([torch.rot90(image, int(k), dims=(1, 2)) for image, k in zip(x, turns)])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = FactorModel({"quarter_turns": 4}, size)
+        return fit_factor_model(model, turned, {"quarter_turns": turns}, epochs=epochs, seed=seed)
+
+
+def turned_share(images: torch.Tensor, model) -> float:
+    """Share of images the orientation model reads as turned by 90, 180 or 270 degrees (a rotation leak)."""
+    return float((model.read(images)["quarter_turns"] != 0).float().mean())
