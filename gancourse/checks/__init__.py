@@ -29,19 +29,7 @@ def passed(what: str) -> None:
 
 def call(fn: Callable, *args, name: str | None = None, **kwargs):
     """Call a student's function, turning the usual slips into messages that say what to do."""
-    name = name or getattr(fn, "__name__", "your function")
-    if not callable(fn):
-        raise CheckFailed(f"expected a function for {name}, got {type(fn).__name__}; pass the function "
-                          "itself (no parentheses)")
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError:
-        raise CheckFailed(f"{name} is not written yet: replace `raise NotImplementedError()` with your code "
-                          "and run its cell again.") from None
-    except CheckFailed:
-        raise
-    except Exception as err:
-        raise CheckFailed(f"{name} raised {type(err).__name__}: {err}") from err
+    return _call_student(fn, args, kwargs, name or getattr(fn, "__name__", "your function"), "", name_stubs=False)
 
 
 def expect_tensor(value, name: str, shape: tuple | None = None) -> torch.Tensor:
@@ -150,7 +138,12 @@ def diagnose(value: torch.Tensor, expected: torch.Tensor, name: str,
 
 
 def call_naming_stubs(fn, *args, name: str, context: str = "", **kwargs):
-    """Call a student's function; a NotImplementedError names the function that is still a stub."""
+    """`call`, and when the NotImplementedError comes from a helper the function calls (an earlier task that is
+    still a stub), the message names that helper."""
+    return _call_student(fn, args, kwargs, name, context, name_stubs=True)
+
+
+def _call_student(fn, args, kwargs, name: str, context: str, *, name_stubs: bool):
     if not callable(fn):
         raise CheckFailed(f"expected a function for {name}, got {type(fn).__name__}; pass the function "
                           "itself (no parentheses)")
@@ -158,7 +151,7 @@ def call_naming_stubs(fn, *args, name: str, context: str = "", **kwargs):
         return fn(*args, **kwargs)
     except NotImplementedError as err:
         frames = traceback.extract_tb(err.__traceback__)
-        stub = frames[-1].name if frames else name
+        stub = frames[-1].name if frames and name_stubs else name
         if stub in (name, "<lambda>", "wrapper") or stub.startswith("_"):
             raise CheckFailed(f"{name} is not written yet: replace `raise NotImplementedError()` with your code "
                               "and run its cell again.") from None

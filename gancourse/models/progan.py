@@ -122,6 +122,12 @@ def check_final_size(final_size) -> int:
     return final_size
 
 
+def check_image_input(x: torch.Tensor, channels: int, size: int) -> None:
+    """A discriminator's input must be (N, channels, size, size); say so, with what came instead."""
+    if x.dim() != 4 or x.shape[1] != channels or x.shape[-2:] != (size, size):
+        raise ValueError(f"D takes images of shape (N, {channels}, {size}, {size}); got {tuple(x.shape)}")
+
+
 def channels_at(resolution: int, width: int, max_channels: int) -> int:
     """Feature maps at a resolution: `width` at 32x32, doubling per halving, capped at `max_channels`."""
     return min(max_channels, max(8, width * 32 // resolution))
@@ -231,9 +237,7 @@ class ProDiscriminator(_Growing):
         return self.mbstd.group_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.channels or x.shape[-2:] != (self.final_size, self.final_size):
-            raise ValueError(f"D takes images of shape (N, {self.channels}, {self.final_size}, {self.final_size}); "
-                             f"got {tuple(x.shape)}")
+        check_image_input(x, self.channels, self.final_size)
         stage, alpha = int(self.stage), self.alpha
         x = F.avg_pool2d(x, self.final_size // self.resolution) if self.resolution < self.final_size else x
         h = self.from_rgb[stage](x)

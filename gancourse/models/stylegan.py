@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancourse.models.progan import (EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm, channels_at,
-                                     check_final_size)
+                                     check_final_size, check_image_input)
 
 STYLES = ("modulated", "adain")
 SQRT2 = math.sqrt(2)
@@ -390,7 +390,5 @@ class StyleDiscriminator(nn.Module):
         return self.mbstd.group_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.channels or x.shape[-2:] != (self.final_size, self.final_size):
-            raise ValueError(f"D takes images of shape (N, {self.channels}, {self.final_size}, {self.final_size}); "
-                             f"got {tuple(x.shape)}")
+        check_image_input(x, self.channels, self.final_size)
         return self.out(self.mbstd(self.blocks(self.from_rgb(x)))).flatten()
