@@ -47,3 +47,21 @@ def run_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("GANCOURSE_RUN_DIR", str(tmp_path))
     monkeypatch.delenv("GANCOURSE_SMOKE", raising=False)
     return tmp_path
+
+
+@pytest.fixture
+def displayed(monkeypatch):
+    """The live widgets the course hands to IPython's display, each checked to carry a PNG fallback
+    (what a saved notebook shows where the widget cannot be drawn)."""
+    from gancourse.widgets import view
+
+    calls: list = []
+
+    def record(obj, **_):
+        bundle = obj._repr_mimebundle_()
+        assert "application/vnd.jupyter.widget-view+json" in bundle, "the live widget's view is missing"
+        assert bundle["image/png"], "a displayed widget must carry its picture as a fallback"
+        calls.append(obj.widget)
+
+    monkeypatch.setattr(view, "display", record)
+    return calls

@@ -23,13 +23,6 @@ NUM_CLASSES = 5
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture
-def displayed(monkeypatch):
-    calls: list = []
-    monkeypatch.setattr(view, "display", calls.append)
-    return calls
-
-
 def tiny_g() -> DCGANGenerator:
     torch.manual_seed(0)
     # PyTorch's default init (not DCGAN's N(0, 0.02)) so an untrained G still draws visible contrast.

@@ -19,13 +19,6 @@ TINY = dict(hidden=16, depth=2, batch_size=64, eval_samples=300, steps=30, devic
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture
-def displayed(monkeypatch):
-    calls: list = []
-    monkeypatch.setattr(stability, "display", calls.append)
-    return calls
-
-
 def lab_of(interactive: bool, **kwargs) -> StabilityLab:
     return StabilityLab(interactive=interactive, **{**TINY, **kwargs})
 

@@ -1,6 +1,7 @@
 """Tests for the training dashboard and its plotting helpers, against a small fake trainer."""
 from __future__ import annotations
 
+import base64
 import io
 import math
 
@@ -97,9 +98,32 @@ class FakeTrainer:
 @pytest.fixture
 def displayed(monkeypatch):
     """Record what the dashboard hands to IPython's display instead of printing a repr."""
-    calls: list = []
-    monkeypatch.setattr(dashboard_module, "display", calls.append)
+    calls = Recorded()
+
+    def display(obj, display_id=None):
+        calls.append(obj)
+        handle = FakeHandle()
+        calls_handles.append(handle)
+        return handle if display_id else None
+
+    calls_handles: list = []
+    monkeypatch.setattr(dashboard_module, "display", display)
+    calls.handles = calls_handles
     return calls
+
+
+class Recorded(list):
+    pass
+
+
+class FakeHandle:
+    """IPython's DisplayHandle: records what replaced the displayed object."""
+
+    def __init__(self):
+        self.updates = []
+
+    def update(self, obj):
+        self.updates.append(obj)
 
 
 def png_size(data) -> tuple[int, int]:
@@ -200,6 +224,12 @@ def test_interactive_updates_the_same_widgets_in_place(run_folder, displayed, ca
     assert (dash.box, dash.samples, dash.curves, dash.status) == (box, samples, curves, status)
     assert "step 160 / 200" in status.value and "finished" in status.value and "loss_D" in status.value
     assert capsys.readouterr().out == ""  # interactive mode prints nothing
+    # the live widgets' output is replaced by one static picture of the final state
+    (final,) = displayed.handles[0].updates
+    bundle = final._repr_mimebundle_()
+    width, height = png_size(base64.b64decode(bundle["image/png"]))
+    assert width > 1.5 * height > 300  # curves beside samples
+    assert "now at step 160" in bundle["text/plain"] and "loss_D 1.140" in bundle["text/plain"]
     assert sorted(p.name for p in (run_folder / "figures").iterdir()) == ["curves.png", "samples.png"]
 
 

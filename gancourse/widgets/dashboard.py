@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from gancourse.utils import save_figure, smoke_mode
 from gancourse.widgets import plots
+from gancourse.widgets.view import Picture, in_kernel
 
 try:  # IPython ships with ipykernel; the import is kept soft so headless scripts never need it
     from IPython.display import display
@@ -27,9 +28,12 @@ class Dashboard:
 
     interactive=True builds ipywidgets once (shown at each fit start) and refreshes them in place
     every `every` steps, skipping refreshes while drawing would take more than `max_overhead` of
-    the wall time, since it runs inside the training loop. interactive=False writes curves.png and
-    samples.png under run_dir(lesson)/figures at the end and prints a short summary. None picks
-    False in smoke mode, else True: a kernel cannot tell whether a browser is watching.
+    the wall time, since it runs inside the training loop. When training ends, the live widgets are
+    replaced by a static picture of the final state (curves beside samples), so a saved notebook,
+    reopened without a kernel or viewed on GitHub, still shows the run. interactive=False writes
+    curves.png and samples.png under run_dir(lesson)/figures at the end and prints a short summary
+    (in a notebook it shows the same final picture). None picks False in smoke mode, else True: a
+    kernel cannot tell whether a browser is watching.
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class Dashboard:
         self.max_overhead = float(max_overhead)
         self.paths: dict[str, Path] = {}  # headless: where the last figures were written
         self.box = self.status = self.curves = self.samples = None  # interactive widgets, built once
+        self._handle = None  # the display the widgets live in; replaced by the final picture at fit end
         self._t0 = time.perf_counter()
         self._t_end: float | None = None  # set at fit end, so drawing the last figures is not counted
         self._start_step = 0
@@ -86,7 +91,7 @@ class Dashboard:
             raise RuntimeError(
                 "Dashboard(interactive=True) needs IPython; pass interactive=False outside Jupyter."
             )
-        display(self.box)
+        self._handle = display(self.box, display_id=True)
         self._refresh(trainer, self._start_step)
 
     def on_step_end(self, trainer: Any, step: int, metrics: dict[str, float]) -> None:
@@ -110,8 +115,13 @@ class Dashboard:
         if self.interactive:
             if self.box is not None:
                 self._refresh(trainer, step, done=True)
+                final = Picture(self.final_png(trainer), self.summary(trainer))
+                if self._handle is not None:
+                    self._handle.update(final)  # the output keeps a picture, not a dead widget
             return
         print(self.summary(trainer))
+        if display is not None and in_kernel():
+            display(Picture(self.final_png(trainer), self.summary(trainer)))
 
     # -- rendering ------------------------------------------------------------------------------
 
@@ -127,6 +137,8 @@ class Dashboard:
         self.samples.add_class(f"{CLASS}-samples")
         self.box = widgets.VBox([self.status, widgets.HBox([self.curves, self.samples])])
         self.box.add_class(CLASS)
+        if self.name:  # the browser test finds one run's dashboard by its name
+            self.box.add_class(f"{CLASS}--{self.name}")
 
     def _due(self, step: int) -> bool:
         """Every `every` steps, and only once training has run long enough to keep drawing's share small."""
@@ -189,22 +201,38 @@ class Dashboard:
     def curves_figure(self, trainer: Any, size: tuple[float, float] = (5.0, 4.4), dpi: float = 80) -> Figure:
         """The two-panel curves figure (a bare Figure: no pyplot state, nothing to close)."""
         fig = Figure(figsize=size, dpi=dpi, layout="constrained")
+        self._draw_curves(fig, trainer)
+        return fig
+
+    @staticmethod
+    def _draw_curves(fig: Any, trainer: Any) -> None:
         loss_ax, d_ax = fig.subplots(2, 1, sharex=True)
         plots.draw_curves(loss_ax, d_ax, getattr(trainer, "history", None))
-        return fig
 
     def samples_figure(self, trainer: Any, size: float = 4.4, dpi: float = 80, samples: Any = None) -> Figure:
         """Current samples as a grid or a scatter over the real data (a bare Figure)."""
+        fig = Figure(figsize=(size, size), dpi=dpi, layout="constrained")
+        self._draw_samples(fig, trainer, samples)
+        return fig
+
+    def _draw_samples(self, fig: Any, trainer: Any, samples: Any = None) -> None:
         data = getattr(trainer, "data", None)
         kind, x = plots.as_samples(self._current_samples(trainer) if samples is None else samples, data)
-        fig = Figure(figsize=(size, size), dpi=dpi, layout="constrained")
         ax = fig.subplots()
         if kind == "points":
             plots.draw_points(ax, x, self._real, plots.mode_centers(data))
         else:
             plots.draw_images(ax, x)
         ax.set_title(f"samples at step {int(getattr(trainer, 'step', 0) or 0)}", fontsize="medium")
-        return fig
+
+    def final_png(self, trainer: Any) -> bytes:
+        """Curves beside samples in one PNG, headed by the status line: what the widget showed last."""
+        fig = Figure(figsize=(10.4, 4.6), dpi=90, layout="constrained")
+        left, right = fig.subfigures(1, 2, width_ratios=[1.15, 1])
+        self._draw_curves(left, trainer)
+        self._draw_samples(right, trainer)
+        fig.suptitle(f"{self.title} · finished · {self.status_line(trainer)}", fontsize="medium")
+        return plots.figure_to_png(fig, close=False)
 
     # -- headless output ------------------------------------------------------------------------
 

@@ -30,12 +30,8 @@ from gancourse.models.mlp import MLPDiscriminator, MLPGenerator
 from gancourse.train import AdversarialGAN, NonFiniteLossError, Trainer
 from gancourse.utils import save_png as _write, smoke_mode
 from gancourse.widgets import plots
-from gancourse.widgets.view import _add_class, _interactive_default
+from gancourse.widgets.view import _add_class, _interactive_default, show_widget
 
-try:  # IPython ships with ipykernel; kept soft so headless scripts never need it
-    from IPython.display import display
-except ImportError:  # pragma: no cover
-    display = None
 
 LR_MIN, LR_MAX = 1e-5, 1e-2  # the learning-rate slider's range (and what run() accepts)
 N_CRITIC_MAX = 10
@@ -516,7 +512,5 @@ class StabilityLab:
         if not self.interactive:
             self.path = _write(self.render(), self.name, self.lesson)
             return self.path
-        if display is None:  # pragma: no cover
-            raise RuntimeError("StabilityLab(interactive=True) needs IPython; pass interactive=False.")
-        display(self.box)
+        show_widget(self.box, self.render(), "StabilityLab (a live widget; the picture shows it as it was displayed)")
         return None

@@ -5,6 +5,7 @@ A widget is a thin ipywidgets view over a plain state object that holds the logi
 """
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,41 @@ try:  # IPython ships with ipykernel; kept soft so headless scripts never need i
     from IPython.display import display
 except ImportError:  # pragma: no cover
     display = None
+
+
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel (a notebook), where display() shows pictures rather than reprs."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class Picture:
+    """A PNG with a text fallback as one display output; with `widget`, the widget's own view comes first.
+
+    A front end with the widget's model draws the live widget; one without it (a saved notebook on
+    GitHub, nbviewer, a notebook reopened without its kernel) falls back to the picture.
+    """
+
+    def __init__(self, png: bytes, text: str = "", widget: Any = None) -> None:
+        self.png, self.text, self.widget = png, text, widget
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        bundle = dict(self.widget._repr_mimebundle_()) if self.widget is not None else {}
+        bundle["image/png"] = base64.b64encode(bytes(self.png)).decode("ascii")
+        if self.text or "text/plain" not in bundle:
+            bundle["text/plain"] = self.text
+        return bundle
+
+
+def show_widget(box: Any, png: bytes, text: str = "") -> None:
+    """Display a live widget that keeps `png` as its picture wherever widgets cannot be drawn."""
+    if display is None:  # pragma: no cover
+        raise RuntimeError("live widgets need IPython; pass interactive=False.")
+    display(Picture(png, text, widget=box))
 
 
 def _check_count(name: str, value: Any, minimum: int = 1) -> int:
@@ -88,6 +124,4 @@ class _SyncedView:
         self.refresh()
 
     def _display(self) -> None:
-        if display is None:  # pragma: no cover
-            raise RuntimeError(f"{type(self).__name__}(interactive=True) needs IPython; pass interactive=False.")
-        display(self.box)
+        show_widget(self.box, self.render(), f"{type(self).__name__} (a live widget; the picture shows it as it was displayed)")

@@ -370,3 +370,29 @@ def widget_problems(page: Any) -> list[str]:
             return found;
         }"""
     )
+
+
+# The outputs of the code cells whose source contains `marker`: each output's mime types (from the
+# model) and the natural size of every <img> the page draws for the cell (0 × 0: not decoded).
+CELL_OUTPUTS_JS = """(marker) => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    const found = [];
+    panel.content.widgets.forEach((cell, index) => {
+        const model = cell.model;
+        if (model.type !== 'code' || !model.sharedModel.getSource().includes(marker)) return;
+        const mimes = [];
+        for (let i = 0; i < model.outputs.length; i++) {
+            const out = model.outputs.get(i).toJSON();
+            mimes.push(Object.keys(out.data || {}).concat(out.output_type === 'stream' ? ['stream'] : []));
+        }
+        const images = Array.from(cell.node.querySelectorAll('.jp-OutputArea-output img'))
+            .map((img) => [img.naturalWidth, img.naturalHeight]);
+        found.push({index, mimes, images});
+    });
+    return found;
+}"""
+
+
+def cell_outputs(page: Any, marker: str) -> list[dict]:
+    """CELL_OUTPUTS_JS: what the cells containing `marker` show."""
+    return page.evaluate(CELL_OUTPUTS_JS, marker)
