@@ -233,6 +233,27 @@ def test_ema_half_life_in_images():
         Trainer(make_gan(), load("ring8", n=500), steps=2, ema=0.9, ema_half_life=100)
 
 
+def test_ema_rampup_lets_a_short_run_forget_its_start(ring):
+    from gancourse.train.ema import decay_for_half_life, ramped_decay
+
+    # the half-life is capped by 5% of the images seen, then reaches the one asked for
+    assert ramped_decay(10_000, 32, 3200, 0.05) == pytest.approx(decay_for_half_life(160, 32))
+    assert ramped_decay(10_000, 32, 10**7, 0.05) == pytest.approx(decay_for_half_life(10_000, 32))
+    assert ramped_decay(10_000, 32, 0, 0.05) == pytest.approx(0.5)  # never below one batch
+    # 60 steps with a half-life far longer than the run: without the ramp-up the average is still
+    # close to the first weights; with it, close to the last ones
+    far = {}
+    for rampup in (None, 0.05):
+        trainer = run(ring, 60, ema_half_life=10**6, ema_rampup=rampup)
+        live, average = trainer.gan.nets["G"], trainer.ema["G"]
+        far[rampup] = sum((a - p).norm() for a, p in zip(average.parameters(), live.parameters())).item()
+    assert far[0.05] < 0.5 * far[None], far
+    with pytest.raises(ValueError, match="ema_half_life"):
+        Trainer(make_gan(), ring, steps=2, ema=0.99, ema_rampup=0.05)
+    with pytest.raises(ValueError, match="positive share"):
+        Trainer(make_gan(), ring, steps=2, ema_half_life=100, ema_rampup=0)
+
+
 def test_ema_keeps_its_average_when_a_network_is_replaced(ring):
     """A family that builds a bigger network at a growth step keeps the average of every weight that survived."""
     from gancourse.train import EMA

@@ -29,6 +29,19 @@ def decay_for_half_life(half_life_images: float, batch_size: int) -> float:
     return 0.5 ** (batch_size / float(half_life_images))
 
 
+def ramped_decay(half_life_images: float, batch_size: int, images_seen: int, rampup: float | None) -> float:
+    """The decay for the next update when the half-life ramps up with training (StyleGAN2-ADA's ema_rampup).
+
+    The half-life is at most `rampup` times the images seen so far, so a short run averages only its own
+    recent past and a long one reaches `half_life_images`: one rule that fits every run length.
+    """
+    if rampup is not None:
+        if not rampup > 0:
+            raise ValueError(f"the EMA ramp-up must be a positive share of the images seen (0.05); got {rampup!r}")
+        half_life_images = min(half_life_images, max(rampup * images_seen, batch_size))
+    return decay_for_half_life(half_life_images, batch_size)
+
+
 def _statistic_buffers(net: nn.Module) -> set[str]:
     """Names of the BatchNorm running-statistic buffers inside `net` (re-measured, never copied)."""
     names = set()
@@ -86,8 +99,10 @@ class EMA:
             self._statistics[name] = _statistic_buffers(source)
 
     @torch.no_grad()
-    def update(self, nets: Mapping[str, nn.Module]) -> None:
-        """Move every average toward its live network after an optimiser step."""
+    def update(self, nets: Mapping[str, nn.Module], decay: float | None = None) -> None:
+        """Move every average toward its live network after an optimiser step (by `decay`, default the
+        EMA's own: a ramp-up passes a smaller one early in training)."""
+        decay = self.decay if decay is None else float(decay)
         for name in self.names:
             live, average = nets[name], self.nets[name]
             pairs = [(a, p) for a, p in zip(average.parameters(), live.parameters()) if p.requires_grad]
@@ -96,7 +111,7 @@ class EMA:
                 if self.updates == 0:
                     torch._foreach_copy_(avg, cur)
                 else:
-                    torch._foreach_lerp_(avg, cur, 1.0 - self.decay)
+                    torch._foreach_lerp_(avg, cur, 1.0 - decay)
             skip = self._statistics[name]
             averaged = dict(average.named_buffers())
             for key, buffer in live.named_buffers():

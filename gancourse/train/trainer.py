@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gancourse.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
-from gancourse.train.ema import EMA, decay_for_half_life, standing_statistics
+from gancourse.train.ema import EMA, decay_for_half_life, ramped_decay, standing_statistics
 from gancourse.train.gan import GAN, as_rng
 from gancourse.train.precision import Precision, choose_dtype
 from gancourse.utils import describe_device, is_main_process, pick_device, seed_everything, smoke_mode
@@ -113,6 +113,9 @@ class Trainer:
     ema_half_life: the same given as a half-life in images (StyleGAN's convention; 10_000 at batch
         32 is a decay of 0.9978). `trainer.sample` then uses the average. ema_nets: which networks
         to average (default: the family's `generator_names`, e.g. both generators of a CycleGAN).
+    ema_rampup: with ema_half_life, let the half-life grow with training: at most this share of the
+        images seen so far (StyleGAN2-ADA's 0.05), so the average of a short run forgets its first
+        steps as well as that of a long one does. The course's lessons 01-04 use half-life + ramp-up.
     seed: reseed every generator at the start of a fresh run (None leaves the RNG as it is).
     amp: mixed precision. None (default): native bf16 on CUDA GPUs that have it (Ampere and newer),
         fp16 with loss scaling on older ones (a T4, a V100); bf16 for image data on a CPU with native
@@ -130,6 +133,7 @@ class Trainer:
     def __init__(self, gan: GAN, data, *, steps: int | None = None, seconds: float | None = None,
                  batch_size: int = 64, device=None, seed: int | None = None, amp: bool | str | None = None,
                  ema: float | None = None, ema_half_life: float | None = None, ema_nets=None,
+                 ema_rampup: float | None = None,
                  callbacks=(), log_every: int = 10, checkpoint_dir: str | Path | None = None,
                  checkpoint_every: int = 500, progress: bool | None = None, channels_last: bool | None = None,
                  verbose: bool = True):
@@ -173,9 +177,13 @@ class Trainer:
             data = data.to(self.device, memory_format=memory_format) if memory_format else data.to(self.device)
         self.data = data
 
+        if ema_rampup is not None and ema_half_life is None:
+            raise ValueError("ema_rampup lets a half-life grow with training; give ema_half_life=<images> with it")
         if ema_half_life is not None:
             ema = decay_for_half_life(ema_half_life, batch_size)
+            ramped_decay(ema_half_life, batch_size, 0, ema_rampup)  # a bad ramp-up fails here, not mid-run
         self.ema_decay = ema
+        self.ema_half_life, self.ema_rampup = ema_half_life, ema_rampup
         self.ema_nets = tuple(ema_nets) if ema_nets is not None else tuple(gan.generator_names)
         self.ema: EMA | None = None
         self._stop_requested = False
@@ -288,7 +296,7 @@ class Trainer:
                     scheduler.step()
                 self.step += 1
                 if self.ema is not None:
-                    self.ema.update(self.gan.nets)
+                    self.ema.update(self.gan.nets, self._ema_decay_now())
                 self.elapsed = elapsed_before + time.perf_counter() - start
 
                 logging = self.step % self.log_every == 0
@@ -338,6 +346,12 @@ class Trainer:
         raise NonFiniteLossError(
             f"{name} became {value} at step {self.step}; training stopped. {keep} "
             "Lower the learning rate or check the data range ([-1, 1]), then fit(resume=True).")
+
+    def _ema_decay_now(self) -> float | None:
+        """The decay of this step's EMA update: the fixed one, or the ramped half-life's."""
+        if self.ema_rampup is None:
+            return None
+        return ramped_decay(self.ema_half_life, self.batch_size, self.step * self.batch_size, self.ema_rampup)
 
     def _follow_ema(self) -> None:
         if self.ema_decay is None:
