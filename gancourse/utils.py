@@ -93,3 +93,26 @@ def is_main_process() -> bool:
     """False on every process but rank 0 of a torch.distributed run: only one writes files and logs."""
     dist = torch.distributed
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (a notebook cell), False in a script or a terminal."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def progress_bar(**options):
+    """A tqdm bar. In a notebook it is a plain-text bar on stdout, redrawn at most once a second: unlike
+    tqdm's widget bar it stays readable in a saved notebook (GitHub, a reopened file, nbconvert)."""
+    import sys
+
+    from tqdm import tqdm
+
+    if in_notebook():
+        options = {"file": sys.stdout, "mininterval": 1.0, "ncols": 100, **options}
+        options.pop("dynamic_ncols", None)
+    return tqdm(**options)

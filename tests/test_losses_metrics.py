@@ -42,3 +42,12 @@ def test_mode_coverage_known_answers():
     assert mode_coverage(few, centers, 0.1).modes_covered == 1  # 0.5% is under the 1% bar
     with pytest.raises(ValueError, match="shape"):
         mode_coverage(torch.zeros(4, 3), centers, 0.1)
+
+
+def test_modes_reached_counts_nearest_modes_whatever_the_quality():
+    centers = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    smeared = torch.cat([torch.full((40, 2), 1.0), torch.tensor([[8.0, 1.0]] * 30), torch.tensor([[1.0, 8.0]] * 30)])
+    score = mode_coverage(smeared, centers, sigma=0.1)
+    assert (score.modes_covered, score.modes_reached) == (0, 3)  # near every mode, on none
+    collapsed = torch.cat([torch.zeros(96, 2), torch.tensor([[10.0, 0.0]] * 4)])
+    assert mode_coverage(collapsed, centers, 0.1).modes_reached == 1  # 4% is under the 5% bar

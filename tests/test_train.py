@@ -315,3 +315,12 @@ def test_a_checkpoint_of_the_old_format_is_refused_with_the_fix(tmp_path):
     torch.save(state, path)
     with pytest.raises(CheckpointError, match="older gancourse.*Delete"):
         load_checkpoint(path)
+
+
+def test_the_progress_bar_in_a_notebook_is_plain_text_on_stdout(ring, monkeypatch, capsys):
+    from gancourse import utils
+
+    monkeypatch.setattr(utils, "in_notebook", lambda: True)  # a widget bar would vanish from a saved notebook
+    Trainer(make_gan(), ring, steps=20, batch_size=32, progress=True, verbose=False).fit()
+    out = capsys.readouterr().out
+    assert "AdversarialGAN" in out and "20/20" in out

@@ -179,7 +179,7 @@ def _as_list(batch):
 def decode_images(files: list[Path], size: int, channels: int, *, workers: int | None = None):
     """Decode files into one uint8 (N, channels, size, size) tensor; returns it, the kept indices and the
     (path, why) of files that could not be read. Large sets decode in worker processes with a progress bar."""
-    from tqdm.auto import tqdm
+    from gancourse.utils import progress_bar
 
     many = len(files) >= PARALLEL_FROM
     if workers is None:
@@ -187,7 +187,7 @@ def decode_images(files: list[Path], size: int, channels: int, *, workers: int |
     loader = DataLoader(_Decoder(files, size, channels), batch_size=64, num_workers=workers, collate_fn=_as_list)
     out = torch.empty((len(files), channels, size, size), dtype=torch.uint8)
     kept, failed = [], []
-    with tqdm(total=len(files), desc="decoding images", unit="img", disable=not many) as bar:
+    with progress_bar(total=len(files), desc="decoding images", unit="img", disable=not many) as bar:
         for batch in loader:
             for index, pixels, why in batch:
                 if pixels is None:

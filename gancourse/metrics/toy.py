@@ -13,6 +13,9 @@ class ModeCoverage:
     A sample is high quality when it lies within `k_sigma` standard deviations of its nearest
     mode; a mode is covered when at least `min_share` of all samples are high-quality samples of it
     (the protocol of Srivastava et al. 2017, VEEGAN, and Metz et al. 2017, unrolled GANs).
+    `modes_reached` ignores quality: the modes that are the nearest mode of at least `reach_share`
+    (5%) of the samples, however far away. A G that smears its samples over the whole ring reaches
+    every mode while covering none; a collapsed G reaches one or two.
     """
 
     modes_covered: int
@@ -20,6 +23,7 @@ class ModeCoverage:
     high_quality: float  # share of samples within k_sigma of a mode
     counts: list[int]  # high-quality samples per mode
     num_samples: int
+    modes_reached: int = 0
 
     def __str__(self) -> str:
         return (f"{self.modes_covered}/{self.num_modes} modes covered, "
@@ -27,7 +31,7 @@ class ModeCoverage:
 
 
 def mode_coverage(samples: torch.Tensor, centers: torch.Tensor, sigma: float, *,
-                  k_sigma: float = 3.0, min_share: float = 0.01) -> ModeCoverage:
+                  k_sigma: float = 3.0, min_share: float = 0.01, reach_share: float = 0.05) -> ModeCoverage:
     """Score 2-D samples against mixture `centers` (K, 2) with per-mode standard deviation `sigma`."""
     samples = torch.as_tensor(samples).detach().float().cpu()
     centers = torch.as_tensor(centers).detach().float().cpu()
@@ -40,7 +44,9 @@ def mode_coverage(samples: torch.Tensor, centers: torch.Tensor, sigma: float, *,
     good = nearest_dist <= k_sigma * sigma
     counts = torch.bincount(nearest[good], minlength=len(centers))
     covered = int((counts >= min_share * len(samples)).sum())
-    return ModeCoverage(covered, len(centers), int(good.sum()) / len(samples), counts.tolist(), len(samples))
+    reached = int((torch.bincount(nearest, minlength=len(centers)) >= reach_share * len(samples)).sum())
+    return ModeCoverage(covered, len(centers), int(good.sum()) / len(samples), counts.tolist(), len(samples),
+                        reached)
 
 
 class CoverageTracker:
@@ -64,3 +70,7 @@ class CoverageTracker:
     @property
     def high_quality(self) -> list[float]:
         return [s.high_quality for s in self.scores]
+
+    @property
+    def reached(self) -> list[int]:
+        return [s.modes_reached for s in self.scores]

@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from gancourse.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from gancourse.train.ema import EMA, decay_for_half_life, ramped_decay, standing_statistics
 from gancourse.train.gan import GAN, as_rng
 from gancourse.train.precision import Precision, choose_dtype
-from gancourse.utils import describe_device, is_main_process, pick_device, seed_everything, smoke_mode
+from gancourse.utils import describe_device, is_main_process, pick_device, progress_bar, seed_everything, smoke_mode
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -279,7 +278,7 @@ class Trainer:
         start = time.perf_counter()
         elapsed_before = self.elapsed
         self.history.interrupted = False
-        bar = tqdm(total=self.max_steps, initial=self.step, disable=not self.progress,
+        bar = progress_bar(total=self.max_steps, initial=self.step, disable=not self.progress,
                    desc=type(self.gan).__name__, dynamic_ncols=True)
         self._stop_requested = False
         restore = self._install_interrupt_handler()

@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
-from gancourse.utils import save_figure, smoke_mode
+from gancourse.utils import in_notebook, save_figure, smoke_mode
 from gancourse.widgets import plots
-from gancourse.widgets.view import Picture, in_kernel
+from gancourse.widgets.view import Picture
 
 try:  # IPython ships with ipykernel; the import is kept soft so headless scripts never need it
     from IPython.display import display
@@ -120,7 +120,7 @@ class Dashboard:
                     self._handle.update(final)  # the output keeps a picture, not a dead widget
             return
         print(self.summary(trainer))
-        if display is not None and in_kernel():
+        if display is not None and in_notebook():
             display(Picture(self.final_png(trainer), self.summary(trainer)))
 
     # -- rendering ------------------------------------------------------------------------------

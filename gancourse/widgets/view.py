@@ -17,16 +17,6 @@ except ImportError:  # pragma: no cover
     display = None
 
 
-def in_kernel() -> bool:
-    """True inside a Jupyter kernel (a notebook), where display() shows pictures rather than reprs."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
 class Picture:
     """A PNG with a text fallback as one display output; with `widget`, the widget's own view comes first.
 
