@@ -1,6 +1,7 @@
 """Checks for lesson 01, the GAN game. Each takes the student's function and explains a wrong answer."""
 from __future__ import annotations
 
+import math
 
 import torch
 
@@ -155,5 +156,52 @@ def check_trained_gan(trainer, data, min_modes: int | None = None, min_high_qual
     return score
 
 
+# -- task 6: where the optimal discriminator is unsure ------------------------------------------------
+UNSURE_CASES = [(2.0, 0.5), (1.0, 1.0), (0.0, 2.0), (-1.5, 1.3), (3.0, 0.3)]
+COUNT_HINT = ("D* = 1/2 exactly where p_data(x) = p_g(x). Take logs: the log-ratio of N(0, 1) and N(mu, s^2) "
+              "is a polynomial in x. With s = 1 it is linear (one crossing); with s != 1 it is a quadratic, and two "
+              "Gaussians of different widths always cross twice.")
+
+
+def d_star_of_gaussians(x: torch.Tensor, mu: float, s: float) -> torch.Tensor:
+    """D*(x) for real data N(0, 1) and a generator N(mu, s^2), in float64 (a sigmoid of the log-ratio)."""
+    x = x.double()
+    log_ratio = (-x ** 2 / 2) - (-math.log(s) - (x - mu) ** 2 / (2 * s ** 2))
+    return torch.sigmoid(log_ratio)
+
+
+def unsure_points_problem(points, mu: float, s: float, name: str = "unsure_points") -> str | None:
+    """What is wrong with `points` as the sorted x where D* = 1/2 (None: nothing). Shared with the judge."""
+    if isinstance(points, (list, tuple)):
+        points = torch.tensor(points, dtype=torch.float64)
+    if not torch.is_tensor(points):
+        return f"{name}({mu}, {s}) returned {type(points).__name__}; return a 1-D tensor of x values"
+    if points.dim() != 1:
+        return f"{name}({mu}, {s}) returned shape {tuple(points.shape)}; return a 1-D tensor (one value per point)"
+    if not torch.isfinite(points).all():
+        return f"{name}({mu}, {s}) returned non-finite values {points.tolist()}"
+    expected = 1 if s == 1 else 2
+    if len(points) != expected:
+        return f"for mu = {mu}, s = {s} you returned {len(points)} point(s), there are {expected}. {COUNT_HINT}"
+    if len(points) > 1 and not bool((points[1:] > points[:-1]).all()):
+        return f"{name}({mu}, {s}) returned {points.tolist()}: sort the points in ascending order"
+    d = d_star_of_gaussians(points, mu, s)
+    if not torch.allclose(d, torch.full_like(d, 0.5), atol=1e-4):
+        shown = ", ".join(f"D*({x:.4g}) = {v:.4f}" for x, v in zip(points.tolist(), d.tolist()))
+        return (f"for mu = {mu}, s = {s}: {shown}, not 1/2. Check your equation: p_data(x) = p_g(x) with "
+                "p_g(x) = exp(-(x - mu)^2 / (2 s^2)) / (s sqrt(2 pi)); the 1/s in front matters when s != 1.")
+    return None
+
+
+def check_unsure_points(fn) -> None:
+    """fn(mu, s): the sorted x where D*(x) = 1/2 for p_data = N(0, 1) and p_g = N(mu, s^2)."""
+    for mu, s in UNSURE_CASES:
+        problem = unsure_points_problem(call(fn, mu, s, name="unsure_points"), mu, s)
+        if problem:
+            raise CheckFailed(problem)
+    passed(f"D* is exactly 1/2 at your points for all {len(UNSURE_CASES)} generators, one crossing when s = 1 "
+           "and two otherwise")
+
+
 __all__ = ["check_discriminator_loss", "check_generator_losses", "check_optimal_discriminator",
-           "check_train_step", "check_trained_gan"]
+           "check_train_step", "check_trained_gan", "check_unsure_points", "unsure_points_problem"]

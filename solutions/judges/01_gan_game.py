@@ -133,10 +133,27 @@ def _trained_gan(inputs, outputs, smoke):
         raise Wrong(f"{score}; the task asks for at least 6 modes and 50% high-quality samples")
 
 
+# -- task 6: where D* is unsure ----------------------------------------------------------------------------
+def _gaussians(rng):
+    mus = (torch.rand(4, generator=rng) * 6 - 3).tolist()
+    widths = (torch.rand(4, generator=rng) * 2.2 + 0.3).tolist()
+    return {"cases": [(round(m, 3), round(s, 3)) for m, s in zip(mus, widths)] + [(round(mus[0], 3) or 0.5, 1.0)]}
+
+
+def _unsure_points(inputs, outputs, smoke):
+    from gancourse.checks.lesson01 import unsure_points_problem
+
+    for (mu, s), got in zip(inputs["cases"], outputs["values"], strict=True):
+        problem = unsure_points_problem(got, mu, s)
+        if problem:
+            raise Wrong(problem)
+
+
 JUDGES = {
     "task1_tests": Judge(_logit_pairs, _discriminator_loss, forbidden=NO_LIBRARY_LOSSES),
     "task2_tests": Judge(_logit_pairs, _generator_losses, forbidden=NO_LIBRARY_LOSSES),
     "task3_tests": Judge(_densities, _optimal_discriminator, forbidden=NO_LIBRARY_LOSSES),
     "task4_tests": Judge(_step_cases, _train_step, forbidden=("gancourse.train", "gancourse.compare")),
     "task5_tests": Judge(_samples, _trained_gan),
+    "task6_tests": Judge(_gaussians, _unsure_points),
 }
