@@ -63,7 +63,9 @@ def load_pretrained(name: str = "stylegan-faces32", *, device=None, path: str | 
     G.eval().requires_grad_(False)
     if device is not None:
         G.to(device)
-    return G, dict(saved["info"])
+    # the registry's description wins over the one written at export time: it can be corrected (the machine,
+    # a note) without changing the weights or their hash
+    return G, {**saved["info"], **entry.get("info", {})}
 
 
 def export_generator(G, name: str, info: dict, directory: Path = HERE) -> Path:
