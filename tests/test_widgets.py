@@ -95,25 +95,25 @@ class FakeTrainer:
             cb.on_fit_end(self)
 
 
+class Displayed(list):
+    """The objects handed to display(), with the handle each display returned."""
+
+    handles: list
+
+
 @pytest.fixture
 def displayed(monkeypatch):
     """Record what the dashboard hands to IPython's display instead of printing a repr."""
-    calls = Recorded()
+    calls = Displayed()
+    calls.handles = []
 
     def display(obj, display_id=None):
         calls.append(obj)
-        handle = FakeHandle()
-        calls_handles.append(handle)
-        return handle if display_id else None
+        calls.handles.append(FakeHandle())
+        return calls.handles[-1] if display_id else None
 
-    calls_handles: list = []
     monkeypatch.setattr(dashboard_module, "display", display)
-    calls.handles = calls_handles
     return calls
-
-
-class Recorded(list):
-    pass
 
 
 class FakeHandle:
