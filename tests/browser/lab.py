@@ -341,11 +341,11 @@ IMAGE_JS = """async (img) => {
 }"""
 
 
-def image_info(locator: Any) -> dict | None:
+def image_info(locator: Any, timeout: float | None = None) -> dict | None:
     """IMAGE_JS for the first element matched, or None when there is none."""
     if locator.count() == 0:
         return None
-    return locator.first.evaluate(IMAGE_JS)
+    return locator.first.evaluate(IMAGE_JS, timeout=timeout)
 
 
 def widget_problems(page: Any) -> list[str]:
