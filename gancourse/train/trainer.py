@@ -114,7 +114,7 @@ class Trainer:
         to average (default: the family's `generator_names`, e.g. both generators of a CycleGAN).
     ema_rampup: with ema_half_life, let the half-life grow with training: at most this share of the
         images seen so far (StyleGAN2-ADA's 0.05), so the average of a short run forgets its first
-        steps as well as that of a long one does. The course's lessons 01-04 use half-life + ramp-up.
+        steps as well as that of a long one does (lesson 01 uses it; the other lessons move to it in turn).
     seed: reseed every generator at the start of a fresh run (None leaves the RNG as it is).
     amp: mixed precision. None (default): native bf16 on CUDA GPUs that have it (Ampere and newer),
         fp16 with loss scaling on older ones (a T4, a V100); bf16 for image data on a CPU with native
