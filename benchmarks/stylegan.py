@@ -8,6 +8,12 @@ interrupted run continues where it stopped when started again with the same argu
 steps the averaged generator is scored: FID, precision and recall on the factor model's features (2,000
 samples; the floor is the 2,000 held-out real faces); the lines go to the log and to <out>/evaluations.json. --export writes the averaged G (weights, config, w_avg, the numbers) to
 gancourse/pretrained/stylegan-faces32.pt and its SHA-256 into gancourse/pretrained/__init__.py's registry.
+
+    .venv/bin/python benchmarks/stylegan.py --warm-start --minutes 60 --export   # train the shipped G further
+
+--warm-start is for a machine without the training checkpoint (it lives in runs/, which git does not keep): G
+starts from the shipped averaged G, a fresh D first trains alone against it for --warm-up steps, then both
+train together. The export then counts the shipped G's steps and time as well as this run's.
 """
 from __future__ import annotations
 
@@ -37,6 +43,39 @@ def build(settings: dict, seed: int):
                        max_channels=settings["max_channels"], mapping_layers=settings["mapping_layers"], fused=False)
     D = StyleDiscriminator(32, 3, width=settings["width"], max_channels=settings["max_channels"])
     return StyleGAN(G, D, lr=settings["lr"], r1=settings["r1"])
+
+
+class WarmUp:
+    """Trains D alone for the first `steps` steps of a run (G keeps the shipped weights meanwhile)."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def on_fit_start(self, trainer) -> None:
+        gan = trainer.gan
+        gan.train_generator = trainer.step >= self.steps
+        if trainer.step == 0 and gan.pl_weight > 0:  # the path-length mean of the shipped G, not 0
+            decay, device = gan.pl_decay, next(gan.nets["G"].parameters()).device
+            for k in range(1, 9):
+                gan.pl_decay = 1 / k  # a plain mean over 8 batches
+                gan.path_length_penalty(16, device)
+            gan.pl_decay = decay
+
+    def on_step_end(self, trainer, step, metrics) -> None:
+        trainer.gan.train_generator = step >= self.steps
+
+
+def warm_start(gan, out: Path) -> dict:
+    """Load the shipped averaged G into gan's G (unless out holds a checkpoint to resume); its info."""
+    from gancourse.pretrained import load_pretrained
+
+    shipped, info = load_pretrained("stylegan-faces32")
+    if not (out / "warm_start.json").exists():
+        (out / "warm_start.json").write_text(json.dumps(info, indent=1))
+    info = json.loads((out / "warm_start.json").read_text())  # what this run started from, even after a re-export
+    if not any(out.glob("*.pt")):
+        gan.nets["G"].load_state_dict(shipped.state_dict())
+    return info
 
 
 class Evaluate:
@@ -74,6 +113,8 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--set", nargs="*", default=[], help="override settings, e.g. r1=0.5 width=48")
     parser.add_argument("--export", action="store_true", help="write the shipped checkpoint")
+    parser.add_argument("--warm-start", action="store_true", help="start G from the shipped checkpoint")
+    parser.add_argument("--warm-up", type=int, default=500, help="with --warm-start: D-only steps first")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
@@ -84,10 +125,11 @@ def main() -> None:
         settings[key] = type(SETTINGS[key])(float(value)) if key in SETTINGS else value
     args.out.mkdir(parents=True, exist_ok=True)
     gan = build(settings, args.seed)
+    before = warm_start(gan, args.out) if args.warm_start else None
     evaluate = Evaluate(args.eval_every, FIDEvaluator("faces", 32, classifier=factor_model(32)), args.out)
     trainer = Trainer(gan, load("faces", size=32), steps=args.steps, seconds=args.minutes * 60,
                       batch_size=settings["batch_size"], seed=args.seed, ema_half_life=settings["ema_half_life"],
-                      checkpoint_dir=args.out, checkpoint_every=250, callbacks=[evaluate], log_every=50,
+                      checkpoint_dir=args.out, checkpoint_every=250, callbacks=[evaluate] + ([WarmUp(args.warm_up)] if before else []), log_every=50,
                       progress=False)
     start = time.perf_counter()
     trainer.fit(resume=True)
@@ -98,11 +140,16 @@ def main() -> None:
 
         evaluate.score(trainer)  # scored now, whatever the log holds
         final = evaluate.rows[-1]
-        info = {"settings": settings, "seed": args.seed, "steps": trainer.step, "images": trainer.step *
-                settings["batch_size"], "training_seconds": round(trainer.elapsed), "machine":
+        steps, seconds = trainer.step + (before["steps"] if before else 0), trainer.elapsed + (
+            before["training_seconds"] if before else 0)
+        info = {"settings": settings, "seed": args.seed, "steps": steps, "images": steps *
+                settings["batch_size"], "training_seconds": round(seconds), "machine":
                 f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
                 "torch": str(torch.__version__), "fid": final["fid"], "fid_floor": final["fid_floor"],
                 "precision": final["precision"], "recall": final["recall"]}
+        if before:
+            info["warm_start"] = {key: before[key] for key in ("steps", "training_seconds", "fid", "settings")}
+            info["warm_start"]["d_only_steps"] = args.warm_up
         path = export_generator(trainer.sampling_nets()["G"], "stylegan-faces32", info)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
 

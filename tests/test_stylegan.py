@@ -209,6 +209,23 @@ def test_r1_and_path_length_run_lazily_with_their_interval_as_weight(monkeypatch
     assert lazy_adam(1e-3, (0.5, 0.99), 0) == {"lr": 1e-3, "betas": (0.5, 0.99)}
 
 
+def test_a_fixed_generator_leaves_g_and_w_avg_alone_while_d_trains():
+    G, D = small(8)
+    gan = StyleGAN(G, D, r1=1.0, r1_every=1, pl_every=1)
+    gan.train_generator = False  # a fresh D warming up against a pretrained G
+    g_before = {k: v.clone() for k, v in G.state_dict().items()}
+    d_before = [p.detach().clone() for p in D.parameters()]
+    ctx = _Spy(load("faces", size=8, limit=64), step=0)
+    gan.train_step(ctx)
+    assert all(o is gan.opts["D"] for o, _ in ctx.calls) and len(ctx.calls) == 2  # the loss and R1
+    assert all(torch.equal(v, G.state_dict()[k]) for k, v in g_before.items())
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters()))
+    gan.train_generator = True
+    ctx = _Spy(load("faces", size=8, limit=64), step=0)
+    gan.train_step(ctx)
+    assert sum(o is gan.opts["G"] for o, _ in ctx.calls) == 2  # its loss and the path length
+
+
 def test_stylegan_trains_and_refuses_a_checkpoint_for_another_size(tmp_path):
     G, D = small(8)
     gan = StyleGAN(G, D, r1=1.0, r1_every=2, pl_every=2, ada=AdaptiveAugment(speed=100, every=2))

@@ -33,6 +33,8 @@ class StyleGAN(GAN):
     pl_every: its interval; pl_decay: how fast its running mean follows (0.01). mixing: the probability of
     style mixing in a batch. w_avg_beta: the decay of the tracked average w.
     ada: None (no augmentation), an `AdaptiveAugment` (p tuned towards its target), or a float (a fixed p).
+    train_generator: set it False to train D alone against a fixed G (a fresh D warming up against a
+    pretrained G before the two train together again).
     """
 
     def __init__(self, G, D, *, lr: float = 2e-3, betas: tuple[float, float] = (0.0, 0.99), r1: float = 0.1,
@@ -58,6 +60,7 @@ class StyleGAN(GAN):
         self.opts = {name: torch.optim.Adam(net.parameters(), **lazy_adam(lr, betas, intervals[name]))
                      for name, net in self.nets.items()}
         self.pl_mean = 0.0
+        self.train_generator = True
         self._last = {"R1": 0.0, "PL": 0.0, "r_t": 0.0}
 
     @property
@@ -89,14 +92,17 @@ class StyleGAN(GAN):
             ctx.optimize(penalty * self.r1_every, self.opts["D"])
             self._last["R1"] = float(penalty.detach())
 
-        with frozen(D), ctx.autocast():
-            fake_logits_g = D(self.augment(G.synthesis(self.mixed_styles(n, real.device, track=True)))).float()
-        loss_g = losses.generator_loss_nonsaturating(fake_logits_g)
-        ctx.optimize(loss_g, self.opts["G"])
-        if self.pl_weight > 0 and ctx.step % self.pl_every == 0:
-            penalty = self.path_length_penalty(max(1, n // self.pl_batch_shrink), real.device)
-            ctx.optimize(penalty * self.pl_every, self.opts["G"])
-            self._last["PL"] = float(penalty.detach())
+        if self.train_generator:
+            with frozen(D), ctx.autocast():
+                fake_logits_g = D(self.augment(G.synthesis(self.mixed_styles(n, real.device, track=True)))).float()
+            loss_g = losses.generator_loss_nonsaturating(fake_logits_g)
+            ctx.optimize(loss_g, self.opts["G"])
+            if self.pl_weight > 0 and ctx.step % self.pl_every == 0:
+                penalty = self.path_length_penalty(max(1, n // self.pl_batch_shrink), real.device)
+                ctx.optimize(penalty * self.pl_every, self.opts["G"])
+                self._last["PL"] = float(penalty.detach())
+        else:
+            loss_g = losses.generator_loss_nonsaturating(fake_logits)  # what G would be told; nothing moves
 
         if self.ada is not None:
             r_t = self.ada.update(ctx.step, n)
