@@ -261,3 +261,21 @@ def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
 def test_point_data_sets_are_refused(tmp_path):
     with pytest.raises(ValueError, match="labelled images"):
         feature_classifier("ring8", 16, device="cpu", cache_dir=tmp_path)
+
+
+def test_checkerboard_energy_finds_a_period_two_pattern_and_nothing_in_smooth_images():
+    from gancourse.metrics import checkerboard_energy
+
+    board = torch.ones(2, 1, 16, 16)
+    board[..., ::2, ::2] = board[..., 1::2, 1::2] = -1
+    stripes = torch.ones(1, 3, 8, 8)
+    stripes[..., ::2, :] = -1  # period 2 along one axis: (pi, 0)
+    assert checkerboard_energy(board) == pytest.approx(1.0)
+    assert checkerboard_energy(stripes) == pytest.approx(1.0)
+    ramp = torch.linspace(-1, 1, 32).expand(4, 1, 32, 32)
+    assert checkerboard_energy(ramp) < 0.01
+    noise = checkerboard_energy(torch.randn(200, 1, 32, 32, generator=torch.Generator().manual_seed(0)))
+    assert noise == pytest.approx(3 / 1023, rel=0.2)  # white noise spreads its power evenly
+    assert checkerboard_energy(torch.zeros(1, 1, 4, 4)) == 0.0  # a flat image has no power to share
+    with pytest.raises(ValueError, match="even H and W"):
+        checkerboard_energy(torch.zeros(1, 1, 5, 5))

@@ -245,3 +245,13 @@ def test_discriminator_output_depends_on_label(mode):
     x = torch.rand(1, 1, 32, 32).repeat(3, 1, 1, 1) * 2 - 1
     logits = D(x, torch.tensor([0, 1, 2]))
     assert logits.shape == (3,) and len(set(logits.tolist())) == 3
+
+
+@pytest.mark.parametrize("kernel", [3, 4, 5, 6])
+def test_dcgan_generator_kernels_each_double_the_size(kernel):
+    G = DCGANGenerator(z_dim=8, image_size=32, width=4, kernel=kernel)
+    assert G(torch.randn(2, 8)).shape == (2, 1, 32, 32)
+    ups = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)][1:]  # after the 1x1 -> 4x4 projection
+    assert ups and all(m.kernel_size == (kernel, kernel) and m.stride == (2, 2) for m in ups)
+    with pytest.raises(ValueError, match="kernel must be an int >= 2"):
+        DCGANGenerator(z_dim=8, kernel=1)

@@ -112,3 +112,54 @@ def check_discriminator_step(fn) -> None:
         raise CheckFailed("the loss is right but D's new weights are not: call opt_D.zero_grad(), "
                           "loss.backward() and opt_D.step(), in that order")
     passed("discriminator_step updates D only, on real and detached fake images")
+
+
+# -- task 5: how many kernel copies land on a pixel ------------------------------------------------------
+OVERLAP_CASES = [(4, 2), (3, 2), (5, 2), (6, 3), (7, 3), (2, 3), (9, 4), (8, 4), (1, 1), (5, 1)]
+
+
+def overlap_counts(k: int, s: int) -> tuple[int, int]:
+    """(fewest, most) kernel copies on an interior output pixel of a 2-D transposed convolution, counted the
+    lesson's way: all-ones weights on an all-ones input, the border cut off."""
+    n = 2 * (k // s + 2) + 2
+    layer = nn.ConvTranspose2d(1, 1, kernel_size=k, stride=s, bias=False)
+    nn.init.ones_(layer.weight)
+    with torch.no_grad():
+        counts = layer(torch.ones(1, 1, n, n))[0, 0]
+    inner = counts[k:-k, k:-k]
+    return int(inner.min().round()), int(inner.max().round())
+
+
+def overlap_problem(got, k: int, s: int, name: str = "overlap_range") -> str | None:
+    """What is wrong with `got` as (fewest, most) copies for kernel k, stride s (None: nothing). Shared with the judge."""
+    if isinstance(got, torch.Tensor) and got.numel() == 2:
+        got = tuple(got.tolist())
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        return f"{name}({k}, {s}) returned {got!r}; return a pair (fewest, most)"
+    if any(isinstance(v, float) and not float(v).is_integer() for v in got):
+        return f"{name}({k}, {s}) returned {got!r}; copies come in whole numbers"
+    fewest, most = (int(v) for v in got)
+    want = overlap_counts(k, s)
+    if (fewest, most) == want:
+        return None
+    per_axis = (k // s, -(-k // s))
+    if (fewest, most) == per_axis and per_axis != want:
+        hint = ("that is the count along one axis. A pixel's row and column each collect copies independently, so in "
+                "2-D the count is a product.")
+    elif k % s == 0:
+        hint = f"when the stride divides the kernel ({k} = {k // s}·{s}), every interior pixel gets the same number."
+    elif k < s:
+        hint = "when the kernel is smaller than the stride, the copies do not even touch: some pixels get none."
+    else:
+        hint = ("along one axis, a pixel at position x collects the copies of inputs i with i·s <= x < i·s + k; how "
+                "many integers i is that, at least and at most?")
+    return f"{name}({k}, {s}) = {(fewest, most)}, but counting gives {want}: {hint}"
+
+
+def check_overlap_range(fn) -> None:
+    """fn(k, s) -> (fewest, most) kernel copies on an interior output pixel."""
+    for k, s in OVERLAP_CASES:
+        problem = overlap_problem(call(fn, k, s, name="overlap_range"), k, s)
+        if problem:
+            raise CheckFailed(problem)
+    passed(f"overlap_range matches the counted copies for all {len(OVERLAP_CASES)} (kernel, stride) pairs")

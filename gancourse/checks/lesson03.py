@@ -255,5 +255,60 @@ def check_trained_conditional_gan(trainer, min_accuracy: float | None = None) ->
            f"{100 * accuracy:.0f}% of 500 samples (chance {100 * chance:.0f}%)")
 
 
+# -- task 5: the best discriminator when the label shares differ ------------------------------------------
+LABEL_SHARE_CASES = [[0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1], [0.5, 0.3, 0.2], [0.7, 0.3],
+                     [0.25, 0.0, 0.45, 0.3], [0.097, 0.101, 0.099, 0.102, 0.1, 0.1, 0.101, 0.1, 0.1, 0.1]]
+
+
+def best_d_with_uniform_fake_labels(shares: torch.Tensor) -> torch.Tensor:
+    """D*(x, y) for every class y when real labels have `shares`, fake labels are uniform and p_g(x|y) = q(x|y)."""
+    shares = torch.as_tensor(shares, dtype=torch.float64)
+    return shares / (shares + 1 / len(shares))
+
+
+def label_share_problem(got, shares, name: str = "best_d_at_perfect_g") -> str | None:
+    """What is wrong with `got` as D* per class for these real label shares (None: nothing). Shared with the judge."""
+    shares = torch.as_tensor(shares, dtype=torch.float64)
+    if isinstance(got, (list, tuple)):
+        try:
+            got = torch.tensor(got, dtype=torch.float64)
+        except (TypeError, ValueError):
+            return f"{name} returned {got!r}; return a 1-D tensor with one value per class"
+    if not torch.is_tensor(got):
+        return f"{name} returned {type(got).__name__}; return a 1-D tensor with one value per class"
+    if tuple(got.shape) != (len(shares),):
+        return (f"for {len(shares)} classes {name} returned shape {tuple(got.shape)}; return one value per class, "
+                f"shape ({len(shares)},)")
+    got = got.detach().double()
+    if not torch.isfinite(got).all():
+        return f"{name}({shares.tolist()}) returned non-finite values {got.tolist()}"
+    want = best_d_with_uniform_fake_labels(shares)
+    if torch.allclose(got, want, atol=1e-5):
+        return None
+    shown = f"{name}({[round(v, 3) for v in shares.tolist()]}) = {[round(v, 4) for v in got.tolist()]}"
+    if torch.allclose(got, torch.full_like(got, 0.5), atol=1e-5):
+        hint = ("1/2 would be right if the fake labels followed the real shares. Here G's labels are uniform, so "
+                "the joint densities of (x, y) differ even though p_g(x|y) = q(x|y).")
+    elif torch.allclose(got, 1 - want, atol=1e-5):
+        hint = "that is 1 - D*: the probability that the pair is fake. D* is the probability that it is real."
+    elif torch.allclose(got, shares, atol=1e-5):
+        hint = "D* compares two joint densities, q(x, y) = pi_y q(x|y) and p(x, y) = p_g(x|y) / C, not one share."
+    else:
+        hint = ("write D*(x, y) = q(x, y) / (q(x, y) + p(x, y)) with q(x, y) = pi_y q(x|y) for the real pairs and "
+                "p(x, y) = (1/C) p_g(x|y) for the generated ones, then use p_g(x|y) = q(x|y).")
+    return f"{shown}: {hint}"
+
+
+def check_best_d_at_perfect_g(fn) -> None:
+    """fn(shares) -> D*(x, y) per class, for real label shares, uniform fake labels and a perfect G."""
+    for shares in LABEL_SHARE_CASES:
+        problem = label_share_problem(call(fn, torch.tensor(shares, dtype=torch.float64), name="best_d_at_perfect_g"),
+                                      shares)
+        if problem:
+            raise CheckFailed(problem)
+    passed(f"D* per class is right for all {len(LABEL_SHARE_CASES)} label distributions, a class without real "
+           "images included")
+
+
 __all__ = ["check_one_hot_planes", "check_generator_input", "check_class_grid", "check_conditional_networks",
-           "check_trained_conditional_gan", "InputEcho"]
+           "check_trained_conditional_gan", "InputEcho", "check_best_d_at_perfect_g", "label_share_problem"]

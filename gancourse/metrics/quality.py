@@ -46,6 +46,22 @@ class _GivenFeatures(nn.Module):
         return features
 
 
+# -- a spectral check ------------------------------------------------------------------------------
+def checkerboard_energy(images: torch.Tensor) -> float:
+    """The share of the images' power (their mean removed) at the three frequencies with period 2 pixels,
+    (pi, 0), (0, pi) and (pi, pi): the pattern a stride-2 layer with uneven kernel overlap prints on its
+    output. Averaged over images and channels; about 3/(H*W - 1) for white noise, near 0 for smooth images."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[-1] % 2 or images.shape[-2] % 2:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"checkerboard_energy needs images (N, C, H, W) with even H and W; got {shape}")
+    x = images.detach().float()
+    power = torch.fft.fft2(x - x.mean(dim=(-2, -1), keepdim=True)).abs().pow(2)
+    h, w = x.shape[-2] // 2, x.shape[-1] // 2
+    period2 = power[..., h, 0] + power[..., 0, w] + power[..., h, w]
+    total = power.sum(dim=(-2, -1))
+    return float((period2 / total.clamp_min(1e-12)).mean())
+
+
 # -- FID and KID ----------------------------------------------------------------------------------
 def fid_from_features(real_f: torch.Tensor, fake_f: torch.Tensor) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017), in float64."""

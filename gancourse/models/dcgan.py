@@ -72,35 +72,47 @@ def _check_positive(**values: int) -> None:
 
 
 # -- the networks ---------------------------------------------------------------------------------
+def _doubling(kernel: int) -> tuple[int, int]:
+    # (padding, output_padding) for which a stride-2 transposed convolution gives exactly 2i from i
+    return (kernel - 2 + kernel % 2) // 2, kernel % 2
+
+
 class DCGANGenerator(nn.Module):
     """G(z): noise (N, z_dim) -> images (N, channels, image_size, image_size) in [-1, 1].
 
     z is projected to a 4x4 map with `width * image_size / 8` channels; each following
     transposed conv doubles the resolution and halves the channels (32x32: 256 -> 128 -> 64 -> C).
+    kernel: the doubling layers' kernel size (4, the even overlap; 5 as in the original DCGAN code, 3);
+    padding and output padding are chosen so that every one of them exactly doubles the size.
     """
 
     def __init__(self, z_dim: int = 100, image_size: int = 32, channels: int = 1, width: int = 64,
-                 init: bool = True):
+                 init: bool = True, kernel: int = 4):
         super().__init__()
         _check_positive(z_dim=z_dim, channels=channels, width=width)
+        if isinstance(kernel, bool) or not isinstance(kernel, int) or kernel < 2:
+            raise ValueError(f"kernel must be an int >= 2 (4 is DCGAN's usual choice); got {kernel!r}")
+        self.kernel = kernel
         doublings = _num_doublings(image_size)
         self.z_dim, self.image_size, self.channels = z_dim, image_size, channels
 
         ch = width * 2 ** (doublings - 1)
-        blocks = [("project", self._block(z_dim, ch, stride=1, padding=0))]  # 1x1 -> 4x4
+        blocks = [("project", self._block(z_dim, ch, 4, stride=1, padding=0))]  # 1x1 -> 4x4
         for n in range(1, doublings):
-            blocks.append((f"up{n}", self._block(ch, ch // 2)))
+            blocks.append((f"up{n}", self._block(ch, ch // 2, kernel)))
             ch //= 2
         # The output layer: no BatchNorm (it would pin the image statistics), tanh for [-1, 1].
-        blocks.append(("to_image", nn.Sequential(nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh())))
+        blocks.append(("to_image", nn.Sequential(nn.ConvTranspose2d(ch, channels, kernel, 2, *_doubling(kernel)),
+                                                 nn.Tanh())))
         self.net = nn.Sequential(OrderedDict(blocks))
         if init:
             dcgan_init_(self)
 
     @staticmethod
-    def _block(c_in: int, c_out: int, stride: int = 2, padding: int = 1) -> nn.Sequential:
+    def _block(c_in: int, c_out: int, kernel: int, stride: int = 2, padding: int | None = None) -> nn.Sequential:
         # bias=False: BatchNorm's shift makes a conv bias redundant.
-        return nn.Sequential(nn.ConvTranspose2d(c_in, c_out, 4, stride, padding, bias=False),
+        padding, extra = _doubling(kernel) if padding is None else (padding, 0)
+        return nn.Sequential(nn.ConvTranspose2d(c_in, c_out, kernel, stride, padding, extra, bias=False),
                              nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

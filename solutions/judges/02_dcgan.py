@@ -113,9 +113,26 @@ def _discriminator_step(inputs, outputs, smoke):
             raise Wrong(f"G's {key} changed during D's steps; only opt_D may step")
 
 
+# -- task 5: kernel copies per pixel ----------------------------------------------------------------------
+def _kernel_strides(rng):
+    pairs = {(int(k), int(s)) for k, s in zip(torch.randint(1, 13, (12,), generator=rng).tolist(),
+                                               torch.randint(1, 6, (12,), generator=rng).tolist())}
+    return {"cases": sorted(pairs) + [(6, 2), (5, 3), (2, 4)]}  # always an even, an uneven and a gappy overlap
+
+
+def _overlap_range(inputs, outputs, smoke):
+    from gancourse.checks.lesson02 import overlap_problem
+
+    for (k, s), got in zip(inputs["cases"], outputs["ranges"], strict=True):
+        problem = overlap_problem(got, k, s)
+        if problem:
+            raise Wrong(problem)
+
+
 JUDGES = {
     "task1_tests": Judge(_sizes, _output_size, forbidden=("gancourse.models",)),
     "task2_tests": Judge(_blocks, _generator_block, forbidden=("gancourse.models",)),
     "task3_tests": Judge(_init_inputs, _init, forbidden=("gancourse.models", "gancourse.train")),
     "task4_tests": Judge(_step_inputs, _discriminator_step, forbidden=("gancourse.train",)),
+    "task5_tests": Judge(_kernel_strides, _overlap_range),
 }

@@ -130,10 +130,32 @@ def _trained(inputs, outputs, smoke):
         raise Wrong(f"class accuracy {100 * accuracy:.0f}% of 500 samples; the task asks for at least 80%")
 
 
+# -- task 5: D* when the fake labels are uniform ----------------------------------------------------------
+def _label_shares(rng):
+    cases = []
+    for classes in (3, 5, 10):
+        shares = torch.rand(classes, generator=rng) + 0.05
+        cases.append((shares / shares.sum()).double())
+    with_gap = torch.rand(4, generator=rng).double() + 0.1
+    with_gap[int(torch.randint(4, (1,), generator=rng))] = 0.0  # a class no real image has
+    cases.append(with_gap / with_gap.sum())
+    return {"cases": cases}
+
+
+def _best_d_at_perfect_g(inputs, outputs, smoke):
+    from gancourse.checks.lesson03 import label_share_problem
+
+    for shares, got in zip(inputs["cases"], outputs["values"], strict=True):
+        problem = label_share_problem(got, shares)
+        if problem:
+            raise Wrong(problem)
+
+
 JUDGES = {
     "task1_tests": Judge(_plane_cases, _one_hot_planes, forbidden=NO_LIBRARY_CONDITIONING),
     "task2_tests": Judge(_input_cases, _generator_input, forbidden=NO_LIBRARY_CONDITIONING),
     "task3_tests": Judge(_grid_cases, _class_grid, forbidden=NO_LIBRARY_CONDITIONING),
     # the task trains with the course's Trainer: only the library's conditional networks are off limits
     "task4_tests": Judge(_network_inputs, _trained, forbidden=("gancourse.models",)),
+    "task5_tests": Judge(_label_shares, _best_d_at_perfect_g),
 }
