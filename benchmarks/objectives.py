@@ -33,6 +33,8 @@ def main(argv=None) -> dict:
     p.add_argument("--digits-steps", type=int, default=600, help="generator updates per digits run (lesson default)")
     p.add_argument("--digits", default="digits", help="image set for the FID half (default digits)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's default)")
+    p.add_argument("--workers", type=int, default=1, help="runs at once, one process each (2 on a 2-core CPU)")
+    p.add_argument("--ship", action="store_true", help="also write the JSON the package ships (lesson 04 loads it)")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     if args.threads:
@@ -40,12 +42,13 @@ def main(argv=None) -> dict:
     device = pick_device(args.device)
     started = time.perf_counter()
     load_before = os.getloadavg()
-    comparison = compare_objectives("ring8", args.objectives, args.seeds, args.ring_steps, device=device)
+    comparison = compare_objectives("ring8", args.objectives, args.seeds, args.ring_steps, device=device,
+                                    workers=args.workers)
     compare_objectives(args.digits, args.objectives, args.seeds, args.digits_steps, setup=ImageSetup(size=16),
-                       device=device, into=comparison)
+                       device=device, into=comparison, workers=args.workers)
     report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": {"device": describe_device(device), "cpu": platform.processor() or platform.machine(),
-                          "threads": torch.get_num_threads(), "torch": torch.__version__,
+                          "threads": torch.get_num_threads(), "workers": args.workers, "torch": torch.__version__,
                           "load_average_before": load_before, "load_average_after": os.getloadavg()},
               "config": {"seeds": args.seeds, "ring_steps": args.ring_steps, "digits_steps": args.digits_steps,
                          "digits": args.digits},
@@ -59,6 +62,11 @@ def main(argv=None) -> dict:
             f"{report['seconds']:.0f} s in all. Mean ± standard deviation over seeds {args.seeds}.\n\n"
             f"{comparison.table()}\n")
     (args.out / f"{stem}.md").write_text(text)
+    if args.ship:
+        from gancourse.compare import SHIPPED
+
+        SHIPPED.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {SHIPPED}")
     print("\n" + text)
     return report
 

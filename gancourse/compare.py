@@ -14,10 +14,12 @@ spectral norm (its own normalisation, no other), where it uses none.
 """
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -41,11 +43,11 @@ class ToySetup:
     z_dim: int = 2
     batch_size: int = 256
 
-    def build(self, objective: losses.Objective, data) -> AdversarialGAN:
+    def build(self, objective: losses.Objective, data, **options) -> AdversarialGAN:
         dim = data.shape[0]
         G = MLPGenerator(z_dim=self.z_dim, out_shape=(dim,), hidden=self.hidden)
         D = MLPDiscriminator((dim,), hidden=self.hidden)
-        return AdversarialGAN(G, D, objective=objective)
+        return AdversarialGAN(G, D, objective=objective, **options)
 
 
 @dataclass
@@ -57,12 +59,12 @@ class ImageSetup:
     z_dim: int = 64
     batch_size: int = 64
 
-    def build(self, objective: losses.Objective, data) -> AdversarialGAN:
+    def build(self, objective: losses.Objective, data, **options) -> AdversarialGAN:
         channels = data.shape[0]
         G = DCGANGenerator(z_dim=self.z_dim, image_size=self.size, channels=channels, width=self.width)
         norm = "none" if objective.clip or objective.spectral_norm else "layer"
         D = DCGANCritic(image_size=self.size, channels=channels, width=self.width, norm=norm)
-        return AdversarialGAN(G, D, objective=objective)
+        return AdversarialGAN(G, D, objective=objective, **options)
 
 
 @dataclass
@@ -131,25 +133,38 @@ class Comparison:
     def to_dict(self) -> dict:
         return {"runs": [asdict(r) for r in self.runs], "rows": self.rows()}
 
+    @classmethod
+    def from_dict(cls, saved: dict) -> "Comparison":
+        """The Comparison `to_dict` (or benchmarks/objectives.py's JSON) wrote."""
+        try:
+            return cls([Run(**run) for run in saved["runs"]])
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"not a saved comparison (expected {{'runs': [...]}} as to_dict writes): {err}") from None
+
     def __str__(self) -> str:
         return self.table()
 
 
 def compare_objectives(data: str = "ring8", objectives=COMPARED_OBJECTIVES, seeds=(0, 1, 2), steps: int = 2000, *,
-                       setup: ToySetup | ImageSetup | None = None, ema: float | str | None = "auto",
-                       n_samples: int = 2500, evaluator=None, device=None, into: Comparison | None = None,
-                       callback=None, verbose: bool = True) -> Comparison:
+                       setup: ToySetup | ImageSetup | None = None, ema: float | str | None = "ramp",
+                       lr: float | None = None, n_samples: int = 2500, evaluator=None, device=None,
+                       into: Comparison | None = None, callback=None, verbose: bool = True,
+                       workers: int = 1) -> Comparison:
     """Train every objective with every seed on `data` for `steps` generator updates and score each run.
 
     data: a 2-D mixture ("ring8", "grid25") is scored by mode coverage; an image set ("digits",
         "mnist", ...) by FID against its held-out floor (`evaluator`: a FIDEvaluator to reuse, else one
         is built for the setup's image size).
     setup: networks and batch size (ToySetup / ImageSetup defaults by the kind of data).
-    ema: the decay of G's moving average that is scored; "auto" picks 1 - 10 / steps (at most 0.999),
-        so the average spans the last tenth of the run. A fixed 0.999 on a 600-step run would score
-        a generator that is still half its initial weights. None scores G itself.
+    ema: the moving average of G that is scored. "ramp" is the course's rule (lesson 01): its half-life
+        is 5% of the images seen so far, so a short run never scores its untrained start. A float is a
+        fixed decay; None scores G itself.
+    lr: every objective's learning rate instead of its published one (None: the recipe's).
     into: add the runs to an existing Comparison (e.g. ring8 first, then digits).
     callback: called with each finished Run (a notebook can print progress).
+    workers: runs trained at once, each in its own process with an equal share of the CPU threads (2 on
+        a 2-core machine halves the wall time: the networks are too small to use two threads well).
+        The runs and their scores are the same as with workers=1, in the same order.
     """
     if isinstance(objectives, str):
         objectives = (objectives,)
@@ -159,44 +174,88 @@ def compare_objectives(data: str = "ring8", objectives=COMPARED_OBJECTIVES, seed
         raise ValueError("compare_objectives needs at least one seed, e.g. seeds=(0, 1, 2)")
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int (generator updates per run); got {steps!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive int (runs at once); got {workers!r}")
+    if ema == "auto":
+        ema = "ramp"
+    if not (ema is None or ema == "ramp" or isinstance(ema, float)):
+        raise ValueError(f"ema must be 'ramp' (the course's rule), a decay such as 0.999, or None; got {ema!r}")
     probe = load(data) if setup is None or isinstance(setup, ToySetup) else None
     images = probe is None or probe.kind == "images"
     if setup is None:
         setup = ImageSetup() if images else ToySetup()
-    dataset = load(data, size=setup.size) if isinstance(setup, ImageSetup) else probe
-    if images and evaluator is None:
-        from gancourse.metrics import FIDEvaluator
-        evaluator = FIDEvaluator(data, setup.size, device=device)
-    if ema == "auto":
-        ema = min(0.999, max(0.0, 1.0 - 10.0 / steps))
     result = into if into is not None else Comparison()
-    for objective in chosen:
-        for seed in seeds:
-            torch.manual_seed(seed)
-            gan = setup.build(objective, dataset)
-            trainer = Trainer(gan, dataset, steps=steps, batch_size=setup.batch_size, seed=seed, ema=ema,
-                              device=device, log_every=max(steps // 20, 1), progress=False, verbose=False)
-            start = time.perf_counter()
-            trainer.fit()
-            seconds = time.perf_counter() - start
-            _, w1 = trainer.history.series("W1")
-            run = Run(data=dataset.name, objective=objective.name, seed=seed, steps=trainer.step,
-                      seconds=round(seconds, 2), w1=w1[-1] if w1 else None)
-            if images:
-                n = min(n_samples, evaluator.n)
-                score = evaluator.score(trainer.sample(n, seed=seed + 1))
-                run.fid, run.fid_floor = score["fid"], score["fid_floor"]
-            else:
-                cov = mode_coverage(trainer.sample(n_samples, seed=seed + 1), dataset.centers, dataset.sigma)
-                run.modes, run.num_modes, run.high_quality = cov.modes_covered, cov.num_modes, cov.high_quality
-            if not all(math.isfinite(v) for v in (run.fid or 0.0, run.high_quality or 0.0)):
-                raise FloatingPointError(f"{objective.name} seed {seed} produced non-finite scores")
+    jobs = [dict(data=data, objective=objective.name, seed=seed, steps=steps, setup=setup, ema=ema, lr=lr,
+                 n_samples=n_samples) for objective in chosen for seed in seeds]
+    report = callback if callback is not None else (lambda run: print(_describe(run), flush=True)) if verbose \
+        else (lambda run: None)
+    if workers == 1 or len(jobs) == 1:
+        if images and evaluator is None:
+            from gancourse.metrics import FIDEvaluator
+            evaluator = FIDEvaluator(data, setup.size, device=device)
+        for job in jobs:
+            run = train_and_score(**job, device=device, evaluator=evaluator)
             result.runs.append(run)
-            if callback is not None:
-                callback(run)
-            elif verbose:
-                print(_describe(run), flush=True)
+            report(run)
+        return result
+    import concurrent.futures as cf
+    import multiprocessing
+
+    threads = max(1, torch.get_num_threads() // workers)
+    device_name = None if device is None else str(device)
+    # spawn, not fork: a forked copy of a process that has run torch's thread pool can hang
+    with cf.ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(train_and_score, **job, device=device_name, threads=threads) for job in jobs]
+        for future in cf.as_completed(futures):
+            report(future.result())
+        result.runs.extend(future.result() for future in futures)
     return result
+
+
+def train_and_score(data: str, objective: str, seed: int, steps: int, setup, ema="ramp", lr: float | None = None,
+                    n_samples: int = 2500, device=None, evaluator=None, threads: int | None = None) -> Run:
+    """One run of the comparison: train `objective` with `seed` on `data` and score it (see compare_objectives)."""
+    if threads is not None:  # a worker process: its share of the CPU
+        torch.set_num_threads(threads)
+    dataset = load(data, size=setup.size) if isinstance(setup, ImageSetup) else load(data)
+    images = dataset.kind == "images"
+    torch.manual_seed(seed)
+    gan = setup.build(losses.objective(objective), dataset, **({} if lr is None else {"lr": lr}))
+    averaging = ({"ema_half_life": 1e12, "ema_rampup": 0.05} if ema == "ramp" else {"ema": ema})
+    trainer = Trainer(gan, dataset, steps=steps, batch_size=setup.batch_size, seed=seed, device=device,
+                      log_every=max(steps // 20, 1), progress=False, verbose=False, **averaging)
+    start = time.perf_counter()
+    trainer.fit()
+    seconds = time.perf_counter() - start
+    _, w1 = trainer.history.series("W1")
+    run = Run(data=dataset.name, objective=objective, seed=seed, steps=trainer.step, seconds=round(seconds, 2),
+              w1=w1[-1] if w1 else None)
+    if images:
+        if evaluator is None:
+            from gancourse.metrics import FIDEvaluator
+            evaluator = FIDEvaluator(data, setup.size, device=device)
+        n = min(n_samples, evaluator.n)
+        score = evaluator.score(trainer.sample(n, seed=seed + 1))
+        run.fid, run.fid_floor = score["fid"], score["fid_floor"]
+    else:
+        cov = mode_coverage(trainer.sample(n_samples, seed=seed + 1), dataset.centers, dataset.sigma)
+        run.modes, run.num_modes, run.high_quality = cov.modes_covered, cov.num_modes, cov.high_quality
+    if not all(math.isfinite(v) for v in (run.fid or 0.0, run.high_quality or 0.0)):
+        raise FloatingPointError(f"{objective} seed {seed} produced non-finite scores")
+    return run
+
+
+SHIPPED = Path(__file__).resolve().parent / "pretrained" / "objectives-cpu.json"
+
+
+def shipped_comparison() -> tuple[Comparison, dict]:
+    """(Comparison, its machine and settings): lesson 04's full comparison as `make bench` measured it on a
+    2-core CPU and the package ships it, for a notebook that skips the 15 minutes of training."""
+    if not SHIPPED.exists():
+        raise FileNotFoundError(f"{SHIPPED} is missing: reinstall gancourse, or run the comparison "
+                                "(RUN_COMPARISON = True in lesson 04, or benchmarks/objectives.py --ship)")
+    saved = json.loads(SHIPPED.read_text())
+    return Comparison.from_dict(saved), {key: value for key, value in saved.items() if key not in ("runs", "rows")}
 
 
 def _describe(run: Run) -> str:

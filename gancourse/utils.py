@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,20 @@ def describe_device(device: torch.device) -> str:
         n = torch.get_num_threads()
         return f"cpu ({n} thread{'' if n == 1 else 's'})"
     return device.type
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run the body with n CPU threads for torch, and give back the previous number afterwards (even on an
+    error): a notebook that needs one thread for small networks leaves the rest of the kernel as it was."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"torch_threads needs a positive int; got {n!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def seed_everything(seed: int) -> None:

@@ -56,19 +56,46 @@ def test_bad_requests_fail_before_any_training():
         compare_objectives("ring8", ["hinge"], steps=0)
 
 
-def test_the_scored_average_spans_the_end_of_a_short_run(monkeypatch):
-    """With ema="auto" a 20-step run scores an average of its last steps, not of its initial weights."""
-    decays = []
+def test_the_scored_average_follows_the_course_rule(monkeypatch):
+    """ema="ramp" (the default) is lesson 01's rule: a half-life of 5% of the images seen, uncapped."""
+    options = []
     import gancourse.compare as compare
 
     real_trainer = compare.Trainer
 
     def spy(*args, **kwargs):
-        decays.append(kwargs["ema"])
+        options.append({k: kwargs.get(k) for k in ("ema", "ema_half_life", "ema_rampup")})
         return real_trainer(*args, **kwargs)
 
     monkeypatch.setattr(compare, "Trainer", spy)
     compare_objectives("ring8", ["hinge"], seeds=(0,), steps=20, setup=ToySetup(hidden=8, batch_size=16), n_samples=50)
     compare_objectives("ring8", ["hinge"], seeds=(0,), steps=20, ema=None, setup=ToySetup(hidden=8, batch_size=16),
                        n_samples=50)
-    assert decays[0] == pytest.approx(0.5) and decays[1] is None
+    assert options[0]["ema_rampup"] == 0.05 and options[0]["ema_half_life"] >= 1e9 and options[0]["ema"] is None
+    assert options[1] == {"ema": None, "ema_half_life": None, "ema_rampup": None}
+    with pytest.raises(ValueError, match="ema must be"):
+        compare_objectives("ring8", ["hinge"], steps=5, ema="sometimes")
+
+
+def test_two_workers_give_the_same_runs_in_the_same_order_and_lr_overrides_the_recipe():
+    kwargs = dict(seeds=(0, 1), steps=6, setup=ToySetup(hidden=8, batch_size=16), n_samples=100, verbose=False)
+    alone = compare_objectives("ring8", ["wgan-gp", "hinge"], **kwargs)
+    shared = compare_objectives("ring8", ["wgan-gp", "hinge"], workers=2, **kwargs)
+    key = lambda r: (r.objective, r.seed, r.modes, r.high_quality, r.w1)
+    assert [key(r) for r in shared.runs] == [key(r) for r in alone.runs]
+    faster = compare_objectives("ring8", ["wgan-gp"], lr=1e-2, **kwargs)
+    assert [r.w1 for r in faster.runs] != [r.w1 for r in alone.runs[:2]]
+    with pytest.raises(ValueError, match="workers"):
+        compare_objectives("ring8", ["hinge"], steps=5, workers=0)
+
+
+def test_a_saved_comparison_loads_back(tmp_path):
+    import json
+
+    runs = [Run("ring8", "hinge", 0, 10, 1.0, modes=8, num_modes=8, high_quality=0.9)]
+    path = tmp_path / "saved.json"
+    path.write_text(json.dumps({"date": "today", **Comparison(runs).to_dict()}))
+    loaded = Comparison.from_dict(json.loads(path.read_text()))
+    assert loaded.runs == runs and loaded.table() == Comparison(runs).table()
+    with pytest.raises(ValueError, match="not a saved comparison"):
+        Comparison.from_dict({"rows": []})

@@ -324,3 +324,19 @@ def test_the_progress_bar_in_a_notebook_is_plain_text_on_stdout(ring, monkeypatc
     Trainer(make_gan(), ring, steps=20, batch_size=32, progress=True, verbose=False).fit()
     out = capsys.readouterr().out
     assert "AdversarialGAN" in out and "20/20" in out
+
+
+def test_torch_threads_gives_back_the_previous_number_even_after_an_error():
+    import gancourse
+
+    before = torch.get_num_threads()
+    with gancourse.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="inside"):
+        with gancourse.torch_threads(1):
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="positive int"):
+        with gancourse.torch_threads(0):
+            pass

@@ -641,5 +641,67 @@ def check_wgan_run(w1_estimates, G, data, *, z_dim: int = 2, require_decrease: b
     return score
 
 
+# -- task 5: W1 between two samples on a line ----------------------------------------------------------------
+def w1_by_cdfs(x: torch.Tensor, y: torch.Tensor) -> float:
+    """W1 of two 1-D empirical distributions as the area between their step CDFs (the lesson's formula), float64."""
+    x, y = x.double().flatten().sort().values, y.double().flatten().sort().values
+    points = torch.cat([x, y]).sort().values
+    widths = points[1:] - points[:-1]
+    cdf = lambda s: torch.searchsorted(s, points[:-1], right=True).double() / len(s)
+    return float(((cdf(x) - cdf(y)).abs() * widths).sum())
+
+
+def w1_problem(got, x: torch.Tensor, y: torch.Tensor, name: str = "w1_on_a_line") -> str | None:
+    """What is wrong with `got` as W1 between the samples x and y (None: nothing). Shared with the judge."""
+    if torch.is_tensor(got) and got.numel() == 1:
+        got = float(got)
+    if isinstance(got, bool) or not isinstance(got, (int, float)):
+        return f"{name} returned {type(got).__name__}; return one number (a float or a 0-d tensor)"
+    if not math.isfinite(got):
+        return f"{name} returned {got}"
+    want = w1_by_cdfs(x, y)
+    if abs(got - want) <= 1e-6 * max(1.0, want):
+        return None
+    x64, y64 = x.double(), y.double()
+    xs, ys = x64.sort().values, y64.sort().values
+    candidates = {
+        "unsorted": float((x64 - y64).abs().mean()),
+        "means": float((x64.mean() - y64.mean()).abs()),
+        "w2": float((xs - ys).pow(2).mean().sqrt()),
+        "reversed": float((xs - ys.flip(0)).abs().mean()),
+    }
+    close = lambda v: abs(got - v) <= 1e-6 * max(1.0, abs(v))
+    if close(candidates["unsorted"]):
+        hint = ("pairing x[i] with y[i] as given is one transport plan, not the cheapest one: which pairing of two "
+                "sets of points on a line moves the mass the least?")
+    elif close(candidates["means"]):
+        hint = ("|mean(x) - mean(y)| is only a lower bound: it is the W1 distance when one sample is a shifted copy "
+                "of the other, and too small when their spreads differ.")
+    elif close(candidates["w2"]):
+        hint = "that is the Wasserstein-2 distance (squares, then a root); W1 averages the distances themselves."
+    elif close(candidates["reversed"]):
+        hint = "the smallest x should move to the smallest y: sort both in the same order."
+    else:
+        hint = "each sample puts mass 1/n on each of its points; find the cheapest way to move one set onto the other."
+    return f"{name} gave {got:.6g} for samples of {len(x)} points, but W1 is {want:.6g}: {hint}"
+
+
+def w1_cases() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(4)
+    return [(torch.tensor([0.0, 1.0, 2.0]), torch.tensor([5.0, 3.0, 4.0])),            # a shift of 3
+            (torch.randn(200, generator=g), 0.5 + 2 * torch.randn(200, generator=g)),  # different spreads
+            (torch.rand(50, generator=g), torch.rand(50, generator=g)),
+            (torch.tensor([1.0, 1.0, 1.0, 1.0]), torch.tensor([0.0, 0.0, 2.0, 2.0]))]  # means equal, W1 = 1
+
+
+def check_w1_on_a_line(fn) -> None:
+    """fn(x, y) -> W1 between two 1-D samples of the same size (each point has mass 1/n)."""
+    for x, y in w1_cases():
+        problem = w1_problem(call_naming_stubs(fn, x.clone(), y.clone(), name="w1_on_a_line"), x, y)
+        if problem:
+            raise CheckFailed(problem)
+    passed(f"w1_on_a_line matches the area between the two CDFs on all {len(w1_cases())} pairs of samples")
+
+
 __all__ = ["check_wasserstein_losses", "check_clip_weights", "check_gradient_penalty", "check_train_step",
-           "check_wgan_run", "LinearCritic", "QuadraticCritic", "CHECK_BATCH"]
+           "check_wgan_run", "LinearCritic", "QuadraticCritic", "CHECK_BATCH", "check_w1_on_a_line", "w1_problem"]

@@ -137,9 +137,27 @@ def _train_step(inputs, outputs, smoke):
                            f"(n_critic = {case['n_critic']}, gp_weight = {case['gp_weight']})")
 
 
+# -- task 5: W1 on a line --------------------------------------------------------------------------------------
+def _line_samples(rng):
+    n = int(torch.randint(20, 80, (1,), generator=rng))
+    return {"cases": [(torch.randn(n, generator=rng) * 2, torch.rand(n, generator=rng) * 3 - 1),
+                      (torch.randn(n, generator=rng), torch.randn(n, generator=rng) + 4),
+                      (torch.randint(0, 3, (n,), generator=rng).double(), torch.randint(0, 3, (n,), generator=rng).double())]}
+
+
+def _w1_on_a_line(inputs, outputs, smoke):
+    from gancourse.checks.lesson04 import w1_problem
+
+    for (x, y), got in zip(inputs["cases"], outputs["values"], strict=True):
+        problem = w1_problem(got, x, y)
+        if problem:
+            raise Wrong(problem)
+
+
 JUDGES = {
     "task1_tests": Judge(_scores, _wasserstein, forbidden=NO_LIBRARY_LOSSES),
     "task2_tests": Judge(_clip_inputs, _clip, forbidden=NO_LIBRARY_LOSSES),
     "task3_tests": Judge(_penalty_inputs, _penalty, forbidden=NO_LIBRARY_LOSSES),
     "task4_tests": Judge(_step_inputs, _train_step, forbidden=("gancourse.train", "gancourse.compare")),
+    "task5_tests": Judge(_line_samples, _w1_on_a_line),
 }
