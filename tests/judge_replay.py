@@ -61,3 +61,38 @@ class SolutionReplay:
         inputs, outputs = self.outputs_of(task, seed, **replacements)
         answer = self.cell(f"task{task}_solution")
         return judge_task(self.judges[f"task{task}_tests"], inputs, outputs, answer, self.setup, smoke=True)
+
+
+class ThinkingTask:
+    """A task that is not in the lesson (a derivation checked numerically): the solution's function, and the
+    grader's judge applied to any answer for the inputs it draws from a seed.
+
+    key: the name the hidden block saves the answers under; every drawn case is a tuple of arguments or one.
+    """
+
+    def __init__(self, solution: Path, task: int, name: str, key: str = "values") -> None:
+        self.judge = load_judges(solution)[f"task{task}_tests"]
+        self.key = key
+        nb = nbformat.read(str(solution), as_version=4)
+        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == f"task{task}_solution")
+        namespace = {"torch": torch}
+        exec(cell.source, namespace)
+        self.answer = namespace[name]
+
+    def judged(self, fn, seed: int = 0) -> None:
+        """Raises gancourse.judging.Wrong unless fn's answers for the cases drawn with `seed` are right."""
+        inputs = self.judge.inputs(torch.Generator().manual_seed(seed))
+        answers = [fn(*(case if isinstance(case, tuple) else (case,))) for case in inputs["cases"]]
+        self.judge.verdict(inputs, {self.key: answers}, False)
+
+    def fails_check_and_judge(self, check, fn, message: str, seed: int) -> None:
+        """A wrong answer: the visible check fails with `message` (a regex), and the judge fails too."""
+        import pytest
+
+        from gancourse.checks import CheckFailed
+        from gancourse.judging import Wrong
+
+        with pytest.raises(CheckFailed, match=message):
+            check(fn)
+        with pytest.raises(Wrong):
+            self.judged(fn, seed)

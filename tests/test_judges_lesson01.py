@@ -5,32 +5,17 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 
-from gancourse.checks import CheckFailed
 from gancourse.checks import lesson01 as checks
-from gancourse.judging import Wrong, load_judges
+from gancourse.judging import Wrong
+from judge_replay import ThinkingTask
 
 SOLUTION = Path(__file__).resolve().parent.parent / "solutions" / "01_gan_game.ipynb"
-JUDGE = load_judges(SOLUTION)["task6_tests"]
-
-
-def _solution():
-    nb = nbformat.read(str(SOLUTION), as_version=4)
-    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "task6_solution")
-    namespace = {"torch": torch}
-    exec(cell.source, namespace)
-    return namespace["unsure_points"]
-
-
-unsure_points = _solution()
-
-
-def judged(fn, seed=0):
-    inputs = JUDGE.inputs(torch.Generator().manual_seed(seed))
-    JUDGE.verdict(inputs, {"values": [fn(mu, s) for mu, s in inputs["cases"]]}, False)
+TASK = ThinkingTask(SOLUTION, 6, "unsure_points")
+unsure_points = TASK.answer
+judged = TASK.judged
 
 
 def no_width_term(mu, s):  # forgot the 1/s in front of p_g: c = mu^2
@@ -79,16 +64,12 @@ def test_the_solution_and_a_numerical_search_pass(seed, capsys):
     (lambda mu, s: torch.tensor([mu / 2]), r"there are 2"),
 ])
 def test_wrong_derivations_fail_the_check_and_the_judge(answer, message):
-    with pytest.raises(CheckFailed, match=message):
-        checks.check_unsure_points(answer)
-    if answer is not unsure_points:
-        with pytest.raises(Wrong):
-            judged(answer, seed=5)
+    TASK.fails_check_and_judge(checks.check_unsure_points, answer, message, seed=5)
 
 
 def test_answers_for_other_inputs_fail():
     """The generators are drawn per student: points computed for one draw fail another."""
-    mine = JUDGE.inputs(torch.Generator().manual_seed(0))
-    theirs = JUDGE.inputs(torch.Generator().manual_seed(1))
+    mine = TASK.judge.inputs(torch.Generator().manual_seed(0))
+    theirs = TASK.judge.inputs(torch.Generator().manual_seed(1))
     with pytest.raises(Wrong, match="not 1/2|point"):
-        JUDGE.verdict(theirs, {"values": [unsure_points(mu, s) for mu, s in mine["cases"]]}, False)
+        TASK.judge.verdict(theirs, {"values": [unsure_points(mu, s) for mu, s in mine["cases"]]}, False)

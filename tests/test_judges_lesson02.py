@@ -5,32 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 
-from gancourse.checks import CheckFailed
 from gancourse.checks import lesson02 as checks
-from gancourse.judging import Wrong, load_judges
+from judge_replay import ThinkingTask
 
 SOLUTION = Path(__file__).resolve().parent.parent / "solutions" / "02_dcgan.ipynb"
-JUDGE = load_judges(SOLUTION)["task5_tests"]
-
-
-def _solution():
-    nb = nbformat.read(str(SOLUTION), as_version=4)
-    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "task5_solution")
-    namespace = {}
-    exec(cell.source, namespace)
-    return namespace["overlap_range"]
-
-
-overlap_range = _solution()
-
-
-def judged(fn, seed=0):
-    inputs = JUDGE.inputs(torch.Generator().manual_seed(seed))
-    JUDGE.verdict(inputs, {"ranges": [fn(k, s) for k, s in inputs["cases"]]}, False)
+TASK = ThinkingTask(SOLUTION, 5, "overlap_range", key='ranges')
+overlap_range = TASK.answer
+judged = TASK.judged
 
 
 def test_the_formula_agrees_with_counting_copies_everywhere():
@@ -58,10 +42,7 @@ def test_the_solution_passes_the_check_and_the_judge(seed, capsys):
     (lambda k, s: (1.5, 4), "whole numbers"),
 ])
 def test_wrong_answers_fail_the_check_and_the_judge_with_a_fitting_hint(answer, message):
-    with pytest.raises(CheckFailed, match=message):
-        checks.check_overlap_range(answer)
-    with pytest.raises(Wrong):
-        judged(answer, seed=4)
+    TASK.fails_check_and_judge(checks.check_overlap_range, answer, message, seed=4)
 
 
 def test_tensors_count_as_pairs():

@@ -5,32 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 
-from gancourse.checks import CheckFailed
 from gancourse.checks import lesson03 as checks
-from gancourse.judging import Wrong, load_judges
+from gancourse.judging import Wrong
+from judge_replay import ThinkingTask
 
 SOLUTION = Path(__file__).resolve().parent.parent / "solutions" / "03_conditional_gan.ipynb"
-JUDGE = load_judges(SOLUTION)["task5_tests"]
-
-
-def _solution():
-    nb = nbformat.read(str(SOLUTION), as_version=4)
-    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "task5_solution")
-    namespace = {"torch": torch}
-    exec(cell.source, namespace)
-    return namespace["best_d_at_perfect_g"]
-
-
-best_d_at_perfect_g = _solution()
-
-
-def judged(fn, seed=0):
-    inputs = JUDGE.inputs(torch.Generator().manual_seed(seed))
-    JUDGE.verdict(inputs, {"values": [fn(shares) for shares in inputs["cases"]]}, False)
+TASK = ThinkingTask(SOLUTION, 5, "best_d_at_perfect_g")
+best_d_at_perfect_g = TASK.answer
+judged = TASK.judged
 
 
 def test_the_formula_agrees_with_a_monte_carlo_discriminator():
@@ -65,13 +50,10 @@ def test_the_solution_passes_the_check_and_the_judge(seed, capsys):
     (lambda shares: None, "NoneType"),
 ])
 def test_wrong_derivations_fail_the_check_and_the_judge(answer, message):
-    with pytest.raises(CheckFailed, match=message):
-        checks.check_best_d_at_perfect_g(answer)
-    with pytest.raises(Wrong):
-        judged(answer, seed=3)
+    TASK.fails_check_and_judge(checks.check_best_d_at_perfect_g, answer, message, seed=3)
 
 
 def test_answers_for_other_shares_fail():
-    mine, theirs = (JUDGE.inputs(torch.Generator().manual_seed(s)) for s in (0, 1))
+    mine, theirs = (TASK.judge.inputs(torch.Generator().manual_seed(s)) for s in (0, 1))
     with pytest.raises(Wrong):
-        JUDGE.verdict(theirs, {"values": [best_d_at_perfect_g(shares) for shares in mine["cases"]]}, False)
+        TASK.judge.verdict(theirs, {"values": [best_d_at_perfect_g(shares) for shares in mine["cases"]]}, False)

@@ -5,32 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 
-from gancourse.checks import CheckFailed
 from gancourse.checks import lesson04 as checks
-from gancourse.judging import Wrong, load_judges
+from judge_replay import ThinkingTask
 
 SOLUTION = Path(__file__).resolve().parent.parent / "solutions" / "04_wgan.ipynb"
-JUDGE = load_judges(SOLUTION)["task5_tests"]
-
-
-def _solution():
-    nb = nbformat.read(str(SOLUTION), as_version=4)
-    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "task5_solution")
-    namespace = {"torch": torch}
-    exec(cell.source, namespace)
-    return namespace["w1_on_a_line"]
-
-
-w1_on_a_line = _solution()
-
-
-def judged(fn, seed=0):
-    inputs = JUDGE.inputs(torch.Generator().manual_seed(seed))
-    JUDGE.verdict(inputs, {"values": [fn(x, y) for x, y in inputs["cases"]]}, False)
+TASK = ThinkingTask(SOLUTION, 5, "w1_on_a_line")
+w1_on_a_line = TASK.answer
+judged = TASK.judged
 
 
 def test_sorted_matching_is_the_cheapest_of_all_pairings():
@@ -60,7 +44,4 @@ def test_the_solution_passes_the_check_and_the_judge(seed, capsys):
     (lambda x, y: "far", "return one number"),
 ])
 def test_wrong_answers_fail_the_check_and_the_judge_with_a_fitting_hint(answer, message):
-    with pytest.raises(CheckFailed, match=message):
-        checks.check_w1_on_a_line(answer)
-    with pytest.raises(Wrong):
-        judged(answer, seed=3)
+    TASK.fails_check_and_judge(checks.check_w1_on_a_line, answer, message, seed=3)
