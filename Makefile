@@ -14,11 +14,14 @@ help:
 	@echo "make grade LESSON=01_gan_game SUBMISSIONS=path/to/class [OUT=grades.csv]"
 	@echo "make bench      DCGAN training throughput: library vs tutorial loop vs pure compute (benchmarks/)"
 
-# The virtual environment is created when missing and re-installed when pyproject.toml changes.
-$(STAMP): pyproject.toml
+# The virtual environment is created when missing and re-installed when pyproject.toml changes. The
+# wheelhouse is for tests/test_colab.py: Colab's package versions, installed there without the network.
+$(STAMP): pyproject.toml tests/colab/preinstalled.txt tests/colab/fetched.txt tests/colab/build.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[course,dev]'
+	$(PY) -m pip download --quiet --no-deps --dest $(VENV)/colab-wheels \
+	    -r tests/colab/preinstalled.txt -r tests/colab/fetched.txt -r tests/colab/build.txt
 	touch $(STAMP)
 
 course: $(STAMP)

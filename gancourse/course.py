@@ -7,7 +7,9 @@ same way `make course` does) and prints each lesson's verdict line.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import subprocess
 import re
 import sys
 import time
@@ -30,19 +32,25 @@ VERDICT_PREFIX = "VERDICT:"
 
 # The first code cell of every notebook. It must stay a no-op where gancourse is importable (a
 # clone with `make`, conda) and must never pip-install torch: Colab's CUDA build would be replaced.
+# GANCOURSE_REPO names another source for pip (a fork, a local clone: git+file:///path@branch); the
+# Colab test (tests/test_colab.py) installs from a clone of this repository that way, offline.
+# Colab's ipywidgets 7 is kept: every course widget works with 7.7 and 8 (Colab's front end shows
+# ipywidgets 8 only through its third-party widget manager, so upgrading it there would hide them).
+REPO_ENV = "GANCOURSE_REPO"
 INSTALL_CELL = f'''\
 # Installs the course library only where it is missing (Colab, a bare kernel); never touches torch.
-import importlib, importlib.util, subprocess, sys
+import importlib, importlib.util, os, subprocess, sys
 if importlib.util.find_spec("gancourse") is None:
+    _source = os.environ.get("{REPO_ENV}", "git+{REPO_URL}@{BRANCH}")
     _pip = [sys.executable, "-m", "pip", "install", "--quiet"]
-    subprocess.run(_pip + ["--no-deps", "git+{REPO_URL}@{BRANCH}"], check=True)
-    _light = {{"torchmetrics": "torchmetrics>=1.3", "ipywidgets": "ipywidgets>=8.1", "tqdm": "tqdm>=4.66",
+    subprocess.run(_pip + ["--no-deps", _source], check=True)
+    _light = {{"torchmetrics": "torchmetrics>=1.3", "ipywidgets": "ipywidgets>=7.7", "tqdm": "tqdm>=4.66",
               "sklearn": "scikit-learn>=1.3", "matplotlib": "matplotlib>=3.7", "nbformat": "nbformat>=5.9"}}
     _missing = [req for module, req in _light.items() if importlib.util.find_spec(module) is None]
     if _missing:
         subprocess.run(_pip + _missing, check=True)
     importlib.invalidate_caches()
-    print("installed gancourse from {REPO_URL}")'''
+    print(f"installed gancourse from {{_source}}")'''
 
 _LESSON_STEM = re.compile(r"^(\d+)_(\w+)$")
 
@@ -194,6 +202,33 @@ class CurrentPythonKernelManager(AsyncKernelManager):
         return self._kernel_spec
 
 
+def kernel_manager_for(python: str | Path | None) -> type[AsyncKernelManager]:
+    """A kernel manager class that starts ipykernel on `python` (None: this interpreter).
+
+    The kernelspec is the one `python`'s own ipykernel declares, so an older ipykernel in another
+    environment (Colab's 6.x, say) is started the way it expects, without features it lacks.
+    """
+    if python is None or Path(python) == Path(sys.executable):
+        return CurrentPythonKernelManager
+    python = str(python)
+    probe = subprocess.run([python, "-c", "import json; from ipykernel.kernelspec import get_kernel_dict; "
+                            "print(json.dumps(get_kernel_dict()))"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        raise RuntimeError(f"{python} cannot start a notebook kernel (is ipykernel installed there?):\n"
+                           f"{probe.stderr.strip()[-2000:]}")
+    spec = json.loads(probe.stdout.strip().splitlines()[-1])
+
+    class OtherPythonKernelManager(CurrentPythonKernelManager):
+        @property
+        def kernel_spec(self) -> KernelSpec:
+            if self._kernel_spec is None:
+                self._kernel_spec = KernelSpec(resource_dir=RESOURCES, name="python3", **spec)
+            return self._kernel_spec
+
+    OtherPythonKernelManager.__qualname__ = f"KernelManager[{python}]"
+    return OtherPythonKernelManager
+
+
 @contextlib.contextmanager
 def environment(**changes: str | None) -> Iterator[None]:
     """Set (or with None, remove) environment variables for the duration; the kernel inherits them."""
@@ -258,6 +293,7 @@ def run_lesson(
     *,
     root: str | Path | None = None,
     progress: bool = False,
+    python: str | Path | None = None,
 ) -> LessonRun:
     """Execute one notebook with papermill into `out_dir`/<stem>/<stem>.ipynb and return the outcome.
 
@@ -265,6 +301,7 @@ def run_lesson(
     GANCOURSE_RUN_DIR=`out_dir`/<stem>, where the lesson saves its figures. `smoke` True sets
     GANCOURSE_SMOKE=1 (tiny budgets), False clears it, None keeps the caller's value. `timeout` caps
     each cell in seconds. A failing notebook is reported in the result (ok=False), not raised.
+    `python` runs the kernel on another environment's interpreter (tests/test_colab.py: Colab's versions).
     """
     import papermill
 
@@ -288,7 +325,7 @@ def run_lesson(
                 str(output),
                 parameters=parameters or {},
                 kernel_name="python3",
-                kernel_manager_class=CurrentPythonKernelManager,
+                kernel_manager_class=kernel_manager_for(python),
                 cwd=str(root),
                 execution_timeout=timeout,
                 progress_bar=progress,

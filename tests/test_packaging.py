@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import nbformat
 import pytest
 import yaml
 
-from gancourse.course import BRANCH, INSTALL_CELL, REPO_URL, colab_url
+from gancourse.course import BRANCH, INSTALL_CELL, REPO_ENV, REPO_URL, colab_url
 
 try:
     import tomllib
@@ -54,9 +55,13 @@ def _floors(requirements: list[str], where: str) -> dict[str, str | None]:
     return floors
 
 
-def _pyproject_floors() -> dict[str, str | None]:
+def _pyproject_floors(extras: tuple[str, ...] = ("course", "dev")) -> dict[str, str | None]:
+    """The dependencies with their floors; an extra listing a package again raises its floor (the course
+    extra asks for ipywidgets 8, which JupyterLab 4 needs, over the kernel's 7.7)."""
     project = _pyproject()["project"]
-    listed = list(project["dependencies"]) + list(project.get("optional-dependencies", {}).get("dev", []))
+    listed = list(project["dependencies"])
+    for extra in extras:
+        listed += list(project.get("optional-dependencies", {}).get(extra, []))
     return _floors(listed, "pyproject.toml")
 
 
@@ -194,12 +199,15 @@ print("CALLS=" + json.dumps(calls))
 '''
 
 
-def _run_install_cell(source: str, hidden: set[str], cwd: Path) -> tuple[list[list[str]], list[str]]:
+def _run_install_cell(source: str, hidden: set[str], cwd: Path, repo: str | None = None) -> tuple[list[list[str]], list[str]]:
     """Execute `source` in a fresh interpreter with every process launch recorded, not run, and
-    `hidden` modules reported missing; return the recorded commands and the other printed lines."""
+    `hidden` modules reported missing (with GANCOURSE_REPO=`repo` where given); return the recorded
+    commands and the other printed lines."""
+    env = {key: value for key, value in os.environ.items() if key != REPO_ENV}
     result = subprocess.run(
         [sys.executable, "-c", _RECORDER, json.dumps(sorted(hidden))],
         input=source, capture_output=True, text=True, cwd=cwd, timeout=120,
+        env={**env, REPO_ENV: repo} if repo else env,
     )
     assert result.returncode == 0, f"the install cell raised:\n{result.stderr[-3000:]}"
     lines = result.stdout.splitlines()
@@ -231,6 +239,13 @@ def test_install_cell_on_a_bare_colab_installs_gancourse_without_deps_and_never_
     assert sorted(t for t in targets if not t.startswith("git+")) == sorted(LIGHT_DEPENDENCIES.values())
 
 
+def test_install_cell_takes_its_source_from_gancourse_repo_when_set(tmp_path):
+    fork = "git+file:///srv/clones/gancourse@teaching"
+    calls, printed = _run_install_cell(INSTALL_CELL, hidden={"gancourse"}, cwd=tmp_path, repo=fork)
+    assert calls and calls[0][-1] == fork and "--no-deps" in calls[0], calls
+    assert printed[-1] == f"installed gancourse from {fork}", printed
+
+
 def test_install_cell_adds_only_the_missing_light_dependencies(tmp_path):
     calls, _ = _run_install_cell(INSTALL_CELL, hidden={"gancourse", "tqdm"}, cwd=tmp_path)
     targets = [t for call in calls for t in _pip_targets(call) if not t.startswith("git+")]
@@ -238,7 +253,7 @@ def test_install_cell_adds_only_the_missing_light_dependencies(tmp_path):
 
 
 def test_install_cell_floors_match_pyproject():
-    floors = _pyproject_floors()
+    floors = _pyproject_floors(extras=())  # the kernel's own dependencies: what a Colab runtime needs
     for package in LIGHT_DEPENDENCIES.values():
         assert f'"{package}>={floors[package]}"' in INSTALL_CELL, (
             f"INSTALL_CELL should ask for {package}>={floors[package]}, the floor in pyproject.toml."

@@ -17,6 +17,7 @@ from PIL import Image  # noqa: E402
 
 from gancourse.widgets import Dashboard, figure_to_png, plot_curves, plot_samples  # noqa: E402
 from gancourse.widgets import dashboard as dashboard_module  # noqa: E402
+from gancourse.widgets.view import LiveWidget  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -108,6 +109,9 @@ def displayed(monkeypatch):
     calls.handles = []
 
     def display(obj, display_id=None):
+        if isinstance(obj, LiveWidget):  # a widget wrapped so that a display id can replace it (ipywidgets 7 too)
+            assert "application/vnd.jupyter.widget-view+json" in obj._repr_mimebundle_()
+            obj = obj.widget
         calls.append(obj)
         calls.handles.append(FakeHandle())
         return calls.handles[-1] if display_id else None

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from gancourse.utils import in_notebook, save_figure, smoke_mode
 from gancourse.widgets import plots
-from gancourse.widgets.view import Picture
+from gancourse.widgets.view import LiveWidget, Picture
 
 try:  # IPython ships with ipykernel; the import is kept soft so headless scripts never need it
     from IPython.display import display
@@ -91,7 +91,7 @@ class Dashboard:
             raise RuntimeError(
                 "Dashboard(interactive=True) needs IPython; pass interactive=False outside Jupyter."
             )
-        self._handle = display(self.box, display_id=True)
+        self._handle = display(LiveWidget(self.box), display_id=True)
         self._refresh(trainer, self._start_step)
 
     def on_step_end(self, trainer: Any, step: int, metrics: dict[str, float]) -> None:

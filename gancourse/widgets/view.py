@@ -17,6 +17,33 @@ except ImportError:  # pragma: no cover
     display = None
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def widget_bundle(widget: Any) -> dict:
+    """A live widget's display data: what ipywidgets 8 gives as its `_repr_mimebundle_`, and the same
+    data ipywidgets 7 (Colab's) publishes from `_ipython_display_`, which IPython cannot combine with a
+    picture or tie to a display id, so the course builds it here."""
+    if hasattr(widget, "_repr_mimebundle_"):
+        return dict(widget._repr_mimebundle_())
+    text = repr(widget)
+    bundle = {"text/plain": text if len(text) <= 110 else text[:110] + "…"}
+    if widget._view_name is not None:
+        bundle[WIDGET_VIEW] = {"version_major": 2, "version_minor": 0, "model_id": widget._model_id}
+        widget._handle_displayed()
+    return bundle
+
+
+class LiveWidget:
+    """A widget as one display output that a display handle can later replace (ipywidgets 7 and 8)."""
+
+    def __init__(self, widget: Any) -> None:
+        self.widget = widget
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        return widget_bundle(self.widget)
+
+
 class Picture:
     """A PNG with a text fallback as one display output; with `widget`, the widget's own view comes first.
 
@@ -28,7 +55,7 @@ class Picture:
         self.png, self.text, self.widget = png, text, widget
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        bundle = dict(self.widget._repr_mimebundle_()) if self.widget is not None else {}
+        bundle = widget_bundle(self.widget) if self.widget is not None else {}
         bundle["image/png"] = base64.b64encode(bytes(self.png)).decode("ascii")
         if self.text or "text/plain" not in bundle:
             bundle["text/plain"] = self.text
