@@ -78,6 +78,20 @@ def warm_start(gan, out: Path) -> dict:
     return info
 
 
+class KeepSettings:
+    """Optimiser settings from the command line win over those a resumed checkpoint restores (an lr schedule by hand:
+    resume with --set lr=5e-4 to anneal a run that was trained at 1e-3)."""
+
+    def __init__(self, gan) -> None:
+        self.groups = {name: [dict(lr=g["lr"], betas=g["betas"]) for g in opt.param_groups]
+                       for name, opt in gan.opts.items()}
+
+    def on_fit_start(self, trainer) -> None:
+        for name, opt in trainer.gan.opts.items():
+            for group, wanted in zip(opt.param_groups, self.groups[name]):
+                group.update(wanted)
+
+
 class Evaluate:
     """Scores the averaged G every `every` steps (not counted as training time)."""
 
@@ -129,7 +143,7 @@ def main() -> None:
     evaluate = Evaluate(args.eval_every, FIDEvaluator("faces", 32, classifier=factor_model(32)), args.out)
     trainer = Trainer(gan, load("faces", size=32), steps=args.steps, seconds=args.minutes * 60,
                       batch_size=settings["batch_size"], seed=args.seed, ema_half_life=settings["ema_half_life"],
-                      checkpoint_dir=args.out, checkpoint_every=250, callbacks=[evaluate] + ([WarmUp(args.warm_up)] if before else []), log_every=50,
+                      checkpoint_dir=args.out, checkpoint_every=250, callbacks=[KeepSettings(gan), evaluate] + ([WarmUp(args.warm_up)] if before else []), log_every=50,
                       progress=False)
     start = time.perf_counter()
     trainer.fit(resume=True)

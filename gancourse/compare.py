@@ -198,18 +198,46 @@ def compare_objectives(data: str = "ring8", objectives=COMPARED_OBJECTIVES, seed
             result.runs.append(run)
             report(run)
         return result
-    import concurrent.futures as cf
-    import multiprocessing
-
-    threads = max(1, torch.get_num_threads() // workers)
-    device_name = None if device is None else str(device)
-    # spawn, not fork: a forked copy of a process that has run torch's thread pool can hang
-    with cf.ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(train_and_score, **job, device=device_name, threads=threads) for job in jobs]
-        for future in cf.as_completed(futures):
-            report(future.result())
-        result.runs.extend(future.result() for future in futures)
+    runs = BackgroundRuns(jobs, workers, threads=max(1, torch.get_num_threads() // workers), device=device)
+    for run in runs.as_completed():
+        report(run)
+    result.runs.extend(runs.results())
     return result
+
+
+class BackgroundRuns:
+    """`train_and_score(**job)` for every job, in `workers` spawned processes, each with `threads` torch threads:
+    the kernel stays free meanwhile (lesson 04 trains its verdict's other seeds this way while the dashboard
+    run uses the first core). `results()` waits for all of them and returns the Runs in the jobs' order."""
+
+    def __init__(self, jobs: list[dict], workers: int = 1, *, threads: int | None = None, device=None) -> None:
+        import concurrent.futures as cf
+        import multiprocessing
+
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be a positive int (runs at once); got {workers!r}")
+        device = None if device is None else str(device)
+        self._pool, self._futures = None, []
+        if jobs:  # no jobs (lesson 04 in smoke mode has one seed only): no processes
+            # spawn, not fork: a forked copy of a process that has run torch's thread pool can hang
+            self._pool = cf.ProcessPoolExecutor(min(workers, len(jobs)),
+                                                mp_context=multiprocessing.get_context("spawn"))
+            self._futures = [self._pool.submit(train_and_score, **job, device=device, threads=threads) for job in jobs]
+
+    def as_completed(self):
+        """The Runs as they finish (any order)."""
+        import concurrent.futures as cf
+
+        for future in cf.as_completed(self._futures):
+            yield future.result()
+
+    def results(self) -> list[Run]:
+        """Every Run, in the order of the jobs; the worker processes end."""
+        try:
+            return [future.result() for future in self._futures]
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
 
 
 def train_and_score(data: str, objective: str, seed: int, steps: int, setup, ema="ramp", lr: float | None = None,

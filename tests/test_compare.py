@@ -4,7 +4,7 @@ import statistics
 
 import pytest
 
-from gancourse.compare import Comparison, ImageSetup, Run, ToySetup, compare_objectives
+from gancourse.compare import BackgroundRuns, Comparison, ImageSetup, Run, ToySetup, compare_objectives, train_and_score
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -87,6 +87,19 @@ def test_two_workers_give_the_same_runs_in_the_same_order_and_lr_overrides_the_r
     assert [r.w1 for r in faster.runs] != [r.w1 for r in alone.runs[:2]]
     with pytest.raises(ValueError, match="workers"):
         compare_objectives("ring8", ["hinge"], steps=5, workers=0)
+
+
+def test_background_runs_return_the_jobs_runs_in_order_while_the_caller_works():
+    setup = ToySetup(hidden=8, batch_size=16)
+    jobs = [dict(data="ring8", objective="hinge", seed=seed, steps=6, setup=setup, n_samples=100) for seed in (1, 0)]
+    runs = BackgroundRuns(jobs, workers=2, threads=1)
+    here = train_and_score(**jobs[1])  # the caller trains meanwhile (lesson 04's dashboard run)
+    results = runs.results()
+    assert [r.seed for r in results] == [1, 0]
+    assert (results[1].modes, results[1].high_quality, results[1].w1) == (here.modes, here.high_quality, here.w1)
+    assert BackgroundRuns([]).results() == []  # lesson 04 in smoke mode: one seed, nothing in the background
+    with pytest.raises(ValueError, match="workers"):
+        BackgroundRuns(jobs, workers=0)
 
 
 def test_a_saved_comparison_loads_back(tmp_path):
