@@ -72,6 +72,15 @@ def test_the_factor_model_reads_the_factors_back_and_is_cached(tmp_path):
     assert set(read) == set(FACTORS) and read["hair"].shape == (300,)
     again = factor_model(32, cache_dir=tmp_path, limit=2000, epochs=2)  # from the cache: no training
     assert again.test_accuracy == accuracy and torch.equal(again.read(test.x)["pose"], read["pose"])
+    # the mix of factors it reads: the real mix on real faces, a lopsided one on faces drawn lopsided
+    shares = model.shares(test.x)
+    for name, (_, values) in FACTORS.items():
+        true = torch.bincount(test.factors[name], minlength=len(values)).float() / 300
+        assert shares[name].shape == (len(values),) and abs(float(shares[name].sum()) - 1) < 1e-6
+        assert float((shares[name] - true).abs().max()) < 0.1, (name, shares[name], true)
+    skew = {name: test.factors[name] for name in FACTORS}
+    skew["background"] = torch.zeros(300, dtype=torch.long)  # one background colour only
+    assert float(model.shares(render(skew, 32))["background"][0]) > 0.9
 
 
 def test_a_broken_factor_model_cache_is_trained_again(tmp_path):

@@ -7,7 +7,8 @@ fine styles from face B, how often does the result have A's shape and B's hair c
 
 `factor_model(size)` loads the model from the cache folder the feature classifiers use, or trains it
 (about a minute on a CPU) and caches it; `model.read(images)` gives each factor's predicted value and
-`model.accuracy(images, factors)` the share read right per factor. `model.test_accuracy` is measured on the
+`model.accuracy(images, factors)` the share read right per factor, `model.shares(images)` how often each
+value is read (a generator's mix of factors). `model.test_accuracy` is measured on the
 held-out split: a reading is only as good as that.
 """
 from __future__ import annotations
@@ -68,6 +69,13 @@ class FactorModel(nn.Module):
         out = torch.cat([self.body(chunk.to(device)).float().cpu() for chunk in images.split(batch_size)])
         self.train(was_training)
         return out
+
+    def shares(self, images: torch.Tensor, batch_size: int = 500) -> dict[str, torch.Tensor]:
+        """How often each value of each factor is read in `images`: {name: shares (values,), summing to 1}. On
+        generated images, set beside the real ones', it says *where* a generator's FID comes from."""
+        read = self.read(images, batch_size)
+        return {name: torch.bincount(read[name], minlength=n).float() / max(len(read[name]), 1)
+                for name, n in self.factor_sizes.items()}
 
     def accuracy(self, images: torch.Tensor, factors: dict[str, torch.Tensor]) -> dict[str, float]:
         """Share of images whose factor is read as `factors` says, per factor."""
