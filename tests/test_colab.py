@@ -60,8 +60,7 @@ def _colab_base(site: Path, base: Path) -> list[str]:
     hidden: set[str] = set()
     for dist in importlib.metadata.distributions(path=[str(site)]):
         if (dist.metadata["Name"] or "").lower().replace("_", "-") in hidden_projects:
-            hidden |= {file.parts[0] for file in dist.files or [] if file.parts[0] != ".."}
-            hidden.add(Path(str(dist._path)).name)  # the .dist-info folder itself
+            hidden |= {file.parts[0] for file in dist.files or [] if file.parts[0] != ".."}  # dist-info too
     base.mkdir(parents=True)
     for entry in site.iterdir():
         # .pth files are left out: an editable gancourse would come back through one
