@@ -95,8 +95,9 @@ def colab(tmp_path_factory) -> SimpleNamespace:
     wheels = {_project(p.name.split("-")[0]) for p in WHEELHOUSE.glob("*.whl")}
     missing = sorted({_project(r) for r in wanted} - wheels)
     if missing:
-        pytest.fail(f"the Colab test needs {missing} in {WHEELHOUSE}; `make .venv/.installed` downloads them "
-                    f"(pip download --no-deps with tests/colab/*.txt).")
+        pytest.fail(f"the Colab test needs {missing} in {WHEELHOUSE}; `make .venv/.installed` downloads them, or "
+                    f"(a conda environment) `python -m pip download --no-deps --dest {WHEELHOUSE.relative_to(REPO)} "
+                    "-r tests/colab/preinstalled.txt -r tests/colab/fetched.txt -r tests/colab/build.txt`")
     root = tmp_path_factory.mktemp("colab")
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
