@@ -19,7 +19,6 @@ import re
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,6 +27,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from gancourse import course
+from two_at_a_time import run_lessons
 
 REPO = Path(__file__).resolve().parent.parent
 PINS = REPO / "tests" / "colab"
@@ -197,37 +197,13 @@ def test_install_cell_installs_gancourse_from_the_repository_variable_and_keeps_
     assert _report(second)["gancourse"] == found["gancourse"]
 
 
-_RUN_ONE = """
-import json, sys
-from gancourse.course import run_lesson
-notebook, out, root, python, timeout = sys.argv[1:]
-run = run_lesson(notebook, out_dir=out, smoke=True, timeout=float(timeout), root=root, python=python,
-                 parameters={"INTERACTIVE": True})
-print("RESULT " + json.dumps({"ok": run.ok, "error": run.error, "verdict": run.verdict, "output": str(run.output),
-                              "seconds": round(run.seconds, 1)}))
-"""
-
-
 @pytest.fixture(scope="module")
 def lesson_runs(colab, installed, tmp_path_factory) -> dict[str, dict]:
     """Every lesson run once on Colab's versions in smoke mode with INTERACTIVE=True (the live widgets a
-    student sees there; smoke mode alone draws PNG files and never imports ipywidgets). Two lessons run
-    at a time, each kernel on one torch thread, so the two cores share the work."""
-    out = tmp_path_factory.mktemp("lessons")
-    env = {**os.environ, **colab.env, "OMP_NUM_THREADS": "1"}
-
-    def run(path: Path) -> dict:
-        done = subprocess.run([sys.executable, "-c", _RUN_ONE, str(path), str(out), str(colab.content),
-                               str(colab.python), str(CELL_TIMEOUT)], capture_output=True, text=True, env=env,
-                              timeout=NOTEBOOK_TIMEOUT)
-        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-        if not lines:
-            return {"ok": False, "error": f"the runner stopped (exit {done.returncode}): {done.stderr[-3000:]}",
-                    "verdict": None, "output": None}
-        return json.loads(lines[-1][len("RESULT "):])
-
-    with ThreadPoolExecutor(max_workers=2) as pool:  # the threads only wait for the runner processes
-        return dict(zip((path.stem for path in LESSONS), pool.map(run, LESSONS)))
+    student sees there; smoke mode alone draws PNG files and never imports ipywidgets), two at a time."""
+    return run_lessons(LESSONS, tmp_path_factory.mktemp("lessons"), root=colab.content, python=colab.python,
+                       parameters={"INTERACTIVE": True}, env=colab.env, cell_timeout=CELL_TIMEOUT,
+                       timeout=NOTEBOOK_TIMEOUT)
 
 
 @pytest.mark.notebook

@@ -19,6 +19,7 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from gancourse import cli, course
+from two_at_a_time import run_all, run_lessons
 
 REPO = Path(__file__).resolve().parent.parent
 CELL_TIMEOUT = 600  # seconds any one cell may take in smoke mode
@@ -62,14 +63,21 @@ def _describe(cell: nbformat.NotebookNode, index: int) -> str:
 
 # --- the course's notebooks ------------------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def lesson_runs(tmp_path_factory) -> dict[str, dict]:
+    """Every lesson executed once with papermill in smoke mode, two at a time (tests/two_at_a_time.py)."""
+    return run_lessons(LESSONS, tmp_path_factory.mktemp("runs"), root=REPO, cell_timeout=CELL_TIMEOUT,
+                       timeout=NOTEBOOK_TIMEOUT)
+
+
 @pytest.mark.notebook
 @pytest.mark.timeout(NOTEBOOK_TIMEOUT)
 @pytest.mark.parametrize("path", LESSONS, ids=_rel)
-def test_notebook_runs_in_smoke_mode(path, tmp_path):
-    run = course.run_lesson(path, out_dir=tmp_path / "runs", smoke=True, timeout=CELL_TIMEOUT, root=REPO)
-    assert run.ok, f"{_rel(path)} failed in smoke mode: {run.error}\n{_traceback_of(run.output)}"
-    if path.parent.name == "notebooks":
-        assert run.verdict, f"{_rel(path)} ran but printed no line starting with 'VERDICT:' (its \"did it work?\" cell)."
+def test_notebook_runs_in_smoke_mode(path, lesson_runs):
+    run = lesson_runs[path.stem]
+    output = Path(run["output"]) if run["output"] else None
+    assert run["ok"], f"{_rel(path)} failed in smoke mode: {run['error']}\n{_traceback_of(output) if output else ''}"
+    assert run["verdict"], f"{_rel(path)} ran but printed no line starting with 'VERDICT:' (its \"did it work?\" cell)."
 
 
 @pytest.mark.notebook
@@ -88,18 +96,24 @@ def test_solution_scores_full_marks_under_the_grader_in_smoke_mode(path, tmp_pat
     assert row["total"] == row["max"] > 0 and row["note"] == "", row
 
 
+@pytest.fixture(scope="module")
+def nbval_runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """`pytest --nbval-lax` on every lesson, two at a time. nbval starts its kernel in the notebook's folder, as
+    JupyterLab does; the environment carries smoke mode and a figures folder per lesson."""
+    figures = tmp_path_factory.mktemp("nbval")
+    jobs = {path.stem: ([sys.executable, "-m", "pytest", str(path), "--nbval-lax", "--nbval-current-env",
+                         f"--nbval-cell-timeout={CELL_TIMEOUT}", "-p", "no:cacheprovider", "-q", "--no-header"],
+                        {"GANCOURSE_SMOKE": "1", "GANCOURSE_RUN_DIR": str(figures / path.stem)}) for path in LESSONS}
+    return run_all(jobs, cwd=REPO, timeout=NOTEBOOK_TIMEOUT)
+
+
 @pytest.mark.notebook
 @pytest.mark.timeout(NOTEBOOK_TIMEOUT)
 @pytest.mark.parametrize("path", LESSONS, ids=_rel)
-def test_notebook_passes_nbval_lax(path):
-    command = [
-        sys.executable, "-m", "pytest", str(path), "--nbval-lax", "--nbval-current-env",
-        f"--nbval-cell-timeout={CELL_TIMEOUT}", "-p", "no:cacheprovider", "-q", "--no-header",
-    ]
-    # nbval starts its kernel in the notebook's folder, as JupyterLab does; the env carries smoke mode.
-    result = subprocess.run(command, cwd=REPO, env=dict(os.environ), capture_output=True, text=True,
-                            timeout=NOTEBOOK_TIMEOUT)
-    assert result.returncode == 0, f"nbval --nbval-lax failed on {_rel(path)}:\n{_ANSI.sub('', result.stdout)[-6000:]}"
+def test_notebook_passes_nbval_lax(path, nbval_runs):
+    result = nbval_runs[path.stem]
+    assert result.returncode == 0, (f"nbval --nbval-lax failed on {_rel(path)}:\n"
+                                    f"{_ANSI.sub('', result.stdout)[-6000:]}{result.stderr[-2000:]}")
 
 
 @pytest.mark.notebook
