@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import re
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
