@@ -195,10 +195,14 @@ class CurrentPythonKernelManager(AsyncKernelManager):
         if "transport_encryption" in self.trait_names() and zmq.has("curve"):
             self.transport_encryption = "auto"
 
+    def kernel_dict(self) -> dict:
+        """The kernelspec's fields (argv, language, metadata): this interpreter's ipykernel's own."""
+        return get_kernel_dict()
+
     @property
     def kernel_spec(self) -> KernelSpec:
         if self._kernel_spec is None:
-            self._kernel_spec = KernelSpec(resource_dir=RESOURCES, name="python3", **get_kernel_dict())
+            self._kernel_spec = KernelSpec(resource_dir=RESOURCES, name="python3", **self.kernel_dict())
         return self._kernel_spec
 
 
@@ -219,11 +223,8 @@ def kernel_manager_for(python: str | Path | None) -> type[AsyncKernelManager]:
     spec = json.loads(probe.stdout.strip().splitlines()[-1])
 
     class OtherPythonKernelManager(CurrentPythonKernelManager):
-        @property
-        def kernel_spec(self) -> KernelSpec:
-            if self._kernel_spec is None:
-                self._kernel_spec = KernelSpec(resource_dir=RESOURCES, name="python3", **spec)
-            return self._kernel_spec
+        def kernel_dict(self) -> dict:
+            return spec
 
     OtherPythonKernelManager.__qualname__ = f"KernelManager[{python}]"
     return OtherPythonKernelManager
