@@ -129,6 +129,8 @@ def main() -> None:
     parser.add_argument("--export", action="store_true", help="write the shipped checkpoint")
     parser.add_argument("--warm-start", action="store_true", help="start G from the shipped checkpoint")
     parser.add_argument("--warm-up", type=int, default=500, help="with --warm-start: D-only steps first")
+    parser.add_argument("--fp32", action="store_true", help="train without autocast (bf16 is the default where "
+                        "the CPU has it natively)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
@@ -142,7 +144,7 @@ def main() -> None:
     before = warm_start(gan, args.out) if args.warm_start else None
     evaluate = Evaluate(args.eval_every, FIDEvaluator("faces", 32, classifier=factor_model(32)), args.out)
     trainer = Trainer(gan, load("faces", size=32), steps=args.steps, seconds=args.minutes * 60,
-                      batch_size=settings["batch_size"], seed=args.seed, ema_half_life=settings["ema_half_life"],
+                      batch_size=settings["batch_size"], seed=args.seed, amp=False if args.fp32 else None, ema_half_life=settings["ema_half_life"],
                       checkpoint_dir=args.out, checkpoint_every=250, callbacks=[KeepSettings(gan), evaluate] + ([WarmUp(args.warm_up)] if before else []), log_every=50,
                       progress=False)
     start = time.perf_counter()

@@ -8,8 +8,8 @@ fine styles from face B, how often does the result have A's shape and B's hair c
 `factor_model(size)` loads the model from the cache folder the feature classifiers use, or trains it
 (about a minute on a CPU) and caches it; `model.read(images)` gives each factor's predicted value and
 `model.accuracy(images, factors)` the share read right per factor, `model.shares(images)` how often each
-value is read (a generator's mix of factors). `model.test_accuracy` is measured on the
-held-out split: a reading is only as good as that.
+value is read (a generator's mix of factors), `model.even_mix(images, n)` a subset whose mix is even.
+`model.test_accuracy` is measured on the held-out split: a reading is only as good as that.
 """
 from __future__ import annotations
 
@@ -76,6 +76,22 @@ class FactorModel(nn.Module):
         read = self.read(images, batch_size)
         return {name: torch.bincount(read[name], minlength=n).float() / max(len(read[name]), 1)
                 for name, n in self.factor_sizes.items()}
+
+    def even_mix(self, images: torch.Tensor, n: int, *, seed: int = 0, batch_size: int = 500) -> torch.Tensor:
+        """Indices of n of `images`, drawn without replacement, whose mix of every factor comes close to even (every
+        value of every factor equally often: how `faces` draws its factors). Each image is drawn with a weight of
+        prod over factors of 1 / (its value's share), so an over-drawn value is thinned and a rare one kept. Scored
+        against the data, such a subset says how much of a generator's FID is its *mix* of factors (the rest is in
+        the pictures). The pool must be larger than n, a few times larger to correct a skewed mix well."""
+        read = self.read(images, batch_size)
+        if not 0 < n < len(images):
+            raise ValueError(f"even_mix picks n of the {len(images)} images: n must be between 1 and {len(images) - 1}"
+                             f", got {n}; pass a larger pool of images")
+        weight = torch.ones(len(images), dtype=torch.float64)
+        for name, values in self.factor_sizes.items():
+            shares = torch.bincount(read[name], minlength=values).double() / len(images)
+            weight /= shares[read[name]]
+        return torch.multinomial(weight, n, replacement=False, generator=torch.Generator().manual_seed(seed))
 
     def accuracy(self, images: torch.Tensor, factors: dict[str, torch.Tensor]) -> dict[str, float]:
         """Share of images whose factor is read as `factors` says, per factor."""
