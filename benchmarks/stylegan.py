@@ -7,7 +7,8 @@ Training runs through the course's Trainer with checkpoints in --out (default ru
 interrupted run continues where it stopped when started again with the same arguments. Every --eval-every
 steps the averaged generator is scored: FID, precision and recall on the factor model's features (2,000
 samples; the floor is the 2,000 held-out real faces); the lines go to the log and to <out>/evaluations.json. --export writes the averaged G (weights, config, w_avg, the numbers) to
-gancourse/pretrained/stylegan-faces32.pt and its SHA-256 into gancourse/pretrained/__init__.py's registry.
+gancourse/pretrained/stylegan-faces32.pt and its SHA-256 into gancourse/pretrained/registry.json, and the
+run's whole FID curve with the shipped G's numbers to benchmarks/results/stylegan-cpu.{json,md}.
 
     .venv/bin/python benchmarks/stylegan.py --warm-start --minutes 60 --export   # train the shipped G further
 
@@ -118,6 +119,29 @@ class Evaluate:
         print(json.dumps(row), flush=True)
 
 
+def write_results(info: dict, rows: list[dict], before: dict | None) -> Path:
+    """The shipped G's numbers and every evaluation of the run that made it, as JSON and as a table."""
+    offset = before["steps"] if before else 0
+    rows = [dict(row, total_steps=row["step"] + offset) for i, row in enumerate(rows)
+            if i == 0 or row["step"] != rows[i - 1]["step"]]  # a resumed call re-scores its last step: keep one
+    path = ROOT / "benchmarks" / "results" / "stylegan-cpu.json"
+    path.write_text(json.dumps({"shipped": info, "evaluations": rows}, indent=1) + "\n")
+    lines = ["# Lesson 07's shipped StyleGAN2: FID along its training (benchmarks/stylegan.py)", "",
+             f"Shipped: {info['steps']:,} steps ({info['images']:,} images), {info['training_seconds'] / 60:.0f} min "
+             f"of training-loop wall time; FID {info['fid']} against a floor of {info['fid_floor']} "
+             f"({info['fid'] / info['fid_floor']:.1f}x), precision {info['precision']}, recall {info['recall']}; "
+             f"torch {info['torch']}, {info['machine']}.", ""]
+    if before:
+        lines += [f"This run started from an earlier shipped G ({before['steps']:,} steps, FID {before['fid']}); "
+                  "the table's total steps count those too.", ""]
+    lines += ["| total steps | this run's step | training s (this run) | FID | floor | precision | recall | ADA p | "
+              "path-length mean |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['total_steps']:,} | {r['step']:,} | {r['seconds']:,.0f} | {r['fid']} | {r['fid_floor']} | "
+              f"{r['precision']} | {r['recall']} | {r['p']} | {r['pl_mean']} |" for r in rows]
+    path.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=60.0, help="training minutes (wall clock, this call)")
@@ -167,7 +191,7 @@ def main() -> None:
             info["warm_start"] = {key: before[key] for key in ("steps", "training_seconds", "fid", "settings")}
             info["warm_start"]["d_only_steps"] = args.warm_up
         path = export_generator(trainer.sampling_nets()["G"], "stylegan-faces32", info)
-        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and {write_results(info, evaluate.rows, before)}")
 
 
 if __name__ == "__main__":
