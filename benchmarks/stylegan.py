@@ -35,14 +35,16 @@ from gancourse.train import StyleGAN, Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = dict(width=32, max_channels=128, z_dim=128, w_dim=128, mapping_layers=8, batch_size=32, lr=2e-3,
-                r1=0.1, ema_half_life=10_000)
+                r1=0.1, ema_half_life=10_000, d_width=32, d_max_channels=128, mbstd_group=4)
 
 
 def build(settings: dict, seed: int):
     gancourse.seed_everything(seed)
     G = StyleGenerator(settings["z_dim"], settings["w_dim"], 32, 3, width=settings["width"],
                        max_channels=settings["max_channels"], mapping_layers=settings["mapping_layers"], fused=False)
-    D = StyleDiscriminator(32, 3, width=settings["width"], max_channels=settings["max_channels"])
+    D = StyleDiscriminator(32, 3, width=settings.get("d_width", settings["width"]),
+                           max_channels=settings.get("d_max_channels", settings["max_channels"]),
+                           group_size=settings.get("mbstd_group", 4))
     return StyleGAN(G, D, lr=settings["lr"], r1=settings["r1"])
 
 
@@ -66,16 +68,30 @@ class WarmUp:
         trainer.gan.train_generator = step >= self.steps
 
 
-def warm_start(gan, out: Path) -> dict:
-    """Load the shipped averaged G into gan's G (unless out holds a checkpoint to resume); its info."""
+def warm_start(gan, out: Path, source: Path | None = None) -> dict:
+    """Load the shipped averaged G into gan's G (unless out holds a checkpoint to resume); its info.
+
+    source: a training checkpoint of an earlier warm-started run instead: its averaged G is the start, and the
+    steps and time count that run's start as well as its own."""
     from gancourse.pretrained import load_pretrained
 
-    shipped, info = load_pretrained("stylegan-faces32")
+    if source is not None:
+        saved = torch.load(source, map_location="cpu", weights_only=False)
+        state = saved["ema"]["nets"]["G"]
+        earlier = json.loads((source.parent / "warm_start.json").read_text())
+        scored = [row for row in json.loads((source.parent / "evaluations.json").read_text())
+                  if row["step"] == saved["step"]]
+        info = dict(earlier, steps=earlier["steps"] + saved["step"], images=(earlier["steps"] + saved["step"]) *
+                    earlier["settings"]["batch_size"], training_seconds=round(earlier["training_seconds"] +
+                    saved["elapsed"]), fid=scored[-1]["fid"] if scored else None, source=str(source))
+    else:
+        shipped, info = load_pretrained("stylegan-faces32")
+        state = shipped.state_dict()
     if not (out / "warm_start.json").exists():
         (out / "warm_start.json").write_text(json.dumps(info, indent=1))
     info = json.loads((out / "warm_start.json").read_text())  # what this run started from, even after a re-export
     if not any(out.glob("*.pt")):
-        gan.nets["G"].load_state_dict(shipped.state_dict())
+        gan.nets["G"].load_state_dict(state)
     return info
 
 
@@ -125,7 +141,12 @@ def write_results(info: dict, rows: list[dict], before: dict | None) -> Path:
     rows = [dict(row, total_steps=row["step"] + offset) for i, row in enumerate(rows)
             if i == 0 or row["step"] != rows[i - 1]["step"]]  # a resumed call re-scores its last step: keep one
     path = ROOT / "benchmarks" / "results" / "stylegan-cpu.json"
-    path.write_text(json.dumps({"shipped": info, "evaluations": rows}, indent=1) + "\n")
+    earlier = []  # the curves of the runs that made the G this one started from, kept rather than overwritten
+    if before and path.exists():
+        previous = json.loads(path.read_text())
+        if previous["shipped"]["steps"] == before["steps"]:
+            earlier = previous.get("earlier", []) + [{key: value for key, value in previous.items() if key != "earlier"}]
+    path.write_text(json.dumps({"shipped": info, "evaluations": rows, "earlier": earlier}, indent=1) + "\n")
     lines = ["# Lesson 07's shipped StyleGAN2: FID along its training (benchmarks/stylegan.py)", "",
              f"Shipped: {info['steps']:,} steps ({info['images']:,} images), {info['training_seconds'] / 60:.0f} min "
              f"of training-loop wall time; FID {info['fid']} against a floor of {info['fid_floor']} "
@@ -138,6 +159,11 @@ def write_results(info: dict, rows: list[dict], before: dict | None) -> Path:
               "path-length mean |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['total_steps']:,} | {r['step']:,} | {r['seconds']:,.0f} | {r['fid']} | {r['fid_floor']} | "
               f"{r['precision']} | {r['recall']} | {r['p']} | {r['pl_mean']} |" for r in rows]
+    for run in reversed(earlier):
+        lines += ["", f"## The run before: the G shipped at {run['shipped']['steps']:,} steps (FID {run['shipped']['fid']})", "",
+                  "| total steps | FID | precision | recall |", "|---:|---:|---:|---:|"]
+        lines += [f"| {r['total_steps']:,} | {r['fid']} | {r['precision']} | {r['recall']} |"
+                  for r in run["evaluations"] + run.get("after_export", [])]
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     return path
 
@@ -152,9 +178,13 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="override settings, e.g. r1=0.5 width=48")
     parser.add_argument("--export", action="store_true", help="write the shipped checkpoint")
     parser.add_argument("--warm-start", action="store_true", help="start G from the shipped checkpoint")
+    parser.add_argument("--warm-start-from", type=Path, default=None, help="start G from the averaged G of this "
+                        "training checkpoint (of a warm-started run) instead, with a fresh D")
     parser.add_argument("--warm-up", type=int, default=500, help="with --warm-start: D-only steps first")
     parser.add_argument("--fp32", action="store_true", help="train without autocast (bf16 is the default where "
                         "the CPU has it natively)")
+    parser.add_argument("--machine", default="", help="with --export: the machine(s) it trained on, in words")
+    parser.add_argument("--note", default="", help="with --export: how the run went, kept with the shipped G's info")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
@@ -165,7 +195,7 @@ def main() -> None:
         settings[key] = type(SETTINGS[key])(float(value)) if key in SETTINGS else value
     args.out.mkdir(parents=True, exist_ok=True)
     gan = build(settings, args.seed)
-    before = warm_start(gan, args.out) if args.warm_start else None
+    before = warm_start(gan, args.out, args.warm_start_from) if args.warm_start or args.warm_start_from else None
     evaluate = Evaluate(args.eval_every, FIDEvaluator("faces", 32, classifier=factor_model(32)), args.out)
     trainer = Trainer(gan, load("faces", size=32), steps=args.steps, seconds=args.minutes * 60,
                       batch_size=settings["batch_size"], seed=args.seed, amp=False if args.fp32 else None, ema_half_life=settings["ema_half_life"],
@@ -182,14 +212,16 @@ def main() -> None:
         final = evaluate.rows[-1]
         steps, seconds = trainer.step + (before["steps"] if before else 0), trainer.elapsed + (
             before["training_seconds"] if before else 0)
+        machine = args.machine or f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
         info = {"settings": settings, "seed": args.seed, "steps": steps, "images": steps *
-                settings["batch_size"], "training_seconds": round(seconds), "machine":
-                f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+                settings["batch_size"], "training_seconds": round(seconds), "machine": machine,
                 "torch": str(torch.__version__), "fid": final["fid"], "fid_floor": final["fid_floor"],
                 "precision": final["precision"], "recall": final["recall"]}
         if before:
             info["warm_start"] = {key: before[key] for key in ("steps", "training_seconds", "fid", "settings")}
             info["warm_start"]["d_only_steps"] = args.warm_up
+        if args.note:
+            info["note"] = args.note
         path = export_generator(trainer.sampling_nets()["G"], "stylegan-faces32", info)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and {write_results(info, evaluate.rows, before)}")
 

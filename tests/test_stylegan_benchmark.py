@@ -1,0 +1,65 @@
+"""benchmarks/stylegan.py, the script that trains the shipped StyleGAN: a warm start from a training checkpoint
+counts that run's steps, and an export keeps the FID curves of the runs that made the G it started from."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from gancourse.models import StyleGenerator
+
+
+@pytest.fixture(scope="module")
+def bench(repo_root):
+    spec = importlib.util.spec_from_file_location("stylegan_benchmark", repo_root / "benchmarks" / "stylegan.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(step: int, fid: float) -> dict:
+    return {"step": step, "seconds": float(step), "fid": fid, "fid_floor": 0.5, "precision": 0.8, "recall": 0.6,
+            "p": 0.0, "pl_mean": 0.27}
+
+
+def test_export_keeps_the_curves_of_the_runs_before(bench, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "ROOT", tmp_path)
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    first = {"steps": 100, "images": 3200, "training_seconds": 60, "fid": 5.0, "fid_floor": 0.5, "precision": 0.8,
+             "recall": 0.6, "torch": "x", "machine": "m"}
+    bench.write_results(first, [_row(50, 6.0), _row(100, 5.0)], None)
+    second = dict(first, steps=130, fid=4.0)
+    path = bench.write_results(second, [_row(10, 4.5), _row(30, 4.0)], {"steps": 100, "fid": 5.0})
+    saved = json.loads(path.read_text())
+    assert [r["total_steps"] for r in saved["evaluations"]] == [110, 130]
+    assert [run["shipped"]["steps"] for run in saved["earlier"]] == [100]
+    assert [r["fid"] for r in saved["earlier"][0]["evaluations"]] == [6.0, 5.0]
+    table = path.with_suffix(".md").read_text()
+    assert "The run before: the G shipped at 100 steps (FID 5.0)" in table and "| 50 | 6.0 |" in table
+    # a results file about some other G is not this run's history
+    path = bench.write_results(dict(first, steps=999), [_row(5, 3.0)], {"steps": 7, "fid": 9.0})
+    assert json.loads(path.read_text())["earlier"] == []
+
+
+def test_warm_start_from_a_training_checkpoint_takes_its_averaged_G(bench, tmp_path):
+    settings = dict(bench.SETTINGS, width=8, max_channels=16, z_dim=16, w_dim=16, mapping_layers=2)
+    source_dir, out = tmp_path / "run", tmp_path / "next"
+    source_dir.mkdir(), out.mkdir()
+    averaged = StyleGenerator(16, 16, 32, 3, width=8, max_channels=16, mapping_layers=2, fused=False)
+    with torch.no_grad():
+        for p in averaged.parameters():
+            p.add_(1.0)
+    torch.save({"ema": {"nets": {"G": averaged.state_dict()}}, "step": 40, "elapsed": 12.0},
+               source_dir / "ckpt-40.pt")
+    (source_dir / "warm_start.json").write_text(json.dumps(
+        {"steps": 100, "training_seconds": 60, "fid": 5.0, "settings": settings}))
+    (source_dir / "evaluations.json").write_text(json.dumps([_row(20, 4.4), _row(40, 4.2)]))
+    gan = bench.build(settings, seed=0)
+    info = bench.warm_start(gan, out, source_dir / "ckpt-40.pt")
+    assert (info["steps"], info["training_seconds"], info["fid"]) == (140, 72, 4.2)
+    assert info["images"] == 140 * settings["batch_size"]
+    for name, value in averaged.state_dict().items():
+        assert torch.equal(gan.nets["G"].state_dict()[name], value), name
+    assert json.loads((out / "warm_start.json").read_text())["steps"] == 140
