@@ -42,9 +42,8 @@ def build(settings: dict, seed: int):
     gancourse.seed_everything(seed)
     G = StyleGenerator(settings["z_dim"], settings["w_dim"], 32, 3, width=settings["width"],
                        max_channels=settings["max_channels"], mapping_layers=settings["mapping_layers"], fused=False)
-    D = StyleDiscriminator(32, 3, width=settings.get("d_width", settings["width"]),
-                           max_channels=settings.get("d_max_channels", settings["max_channels"]),
-                           group_size=settings.get("mbstd_group", 4))
+    D = StyleDiscriminator(32, 3, width=settings["d_width"], max_channels=settings["d_max_channels"],
+                           group_size=settings["mbstd_group"])
     return StyleGAN(G, D, lr=settings["lr"], r1=settings["r1"])
 
 
