@@ -32,6 +32,7 @@ from gancourse.metrics import FIDEvaluator
 from gancourse.metrics.factors import factor_model
 from gancourse.models import StyleDiscriminator, StyleGenerator
 from gancourse.train import StyleGAN, Trainer
+from gancourse.train.checkpoint import save_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = dict(width=32, max_channels=128, z_dim=128, w_dim=128, mapping_layers=8, batch_size=32, lr=2e-3,
@@ -67,17 +68,21 @@ class WarmUp:
         trainer.gan.train_generator = step >= self.steps
 
 
-def warm_start(gan, out: Path, source: Path | None = None) -> dict:
+def warm_start(gan, out: Path, source: Path | None = None, settings: dict | None = None) -> dict:
     """Load the shipped averaged G into gan's G (unless out holds a checkpoint to resume); its info.
 
-    source: a training checkpoint of an earlier warm-started run instead: its averaged G is the start, and the
-    steps and time count that run's start as well as its own."""
+    source: a training checkpoint of an earlier run instead: its averaged G is the start, and the steps and time
+    count that run's start (when it was warm-started itself) as well as its own. A source run that started
+    from scratch has no warm_start.json: its steps and time are its own, and `settings` (this run's: the same
+    networks; the source's learning rates belong in the export's --note) stand for its settings."""
     from gancourse.pretrained import load_pretrained
 
     if source is not None:
         saved = torch.load(source, map_location="cpu", weights_only=False)
         state = saved["ema"]["nets"]["G"]
-        earlier = json.loads((source.parent / "warm_start.json").read_text())
+        record = source.parent / "warm_start.json"  # absent for a run that started from scratch
+        earlier = json.loads(record.read_text()) if record.exists() else {
+            "steps": 0, "training_seconds": 0, "fid": None, "settings": dict(SETTINGS, **(settings or {}))}
         scored = [row for row in json.loads((source.parent / "evaluations.json").read_text())
                   if row["step"] == saved["step"]]
         info = dict(earlier, steps=earlier["steps"] + saved["step"], images=(earlier["steps"] + saved["step"]) *
@@ -92,6 +97,41 @@ def warm_start(gan, out: Path, source: Path | None = None) -> dict:
     if not any(out.glob("*.pt")):
         gan.nets["G"].load_state_dict(state)
     return info
+
+
+PACKED = ("evaluations.json", "warm_start.json", "train.log")
+
+
+def pack(out: Path, path: Path) -> Path:
+    """The run in `out` as one file of about half the checkpoint's size, to carry a long run across machines that
+    keep nothing but the repository. Adam's first moment is left out (with beta1 = 0 the next step overwrites it
+    exactly), its second moment is kept in bfloat16 (fp32's range; 0.4% relative error, 0.2% in a step); the
+    networks, the averaged G, the RNG and the run's evaluations and log are kept as they are."""
+    state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+    for name, opt in state["gan"]["opts"].items():
+        if any(group["betas"][0] != 0 for group in opt["param_groups"]):
+            raise ValueError(f"optimiser {name} has beta1 != 0: its first moment cannot be dropped; copy the "
+                             "whole checkpoint instead")
+        for slot in opt["state"].values():
+            del slot["exp_avg"]
+            slot["exp_avg_sq"] = slot["exp_avg_sq"].to(torch.bfloat16)
+    state["packed_files"] = {name: (out / name).read_text() for name in PACKED if (out / name).exists()}
+    return save_atomic(state, path)
+
+
+def unpack(path: Path, out: Path) -> None:
+    """Turn a pack back into `out`/checkpoint.pt and its files; training then resumes from it."""
+    if (out / "checkpoint.pt").exists():
+        raise FileExistsError(f"{out} already holds a checkpoint; unpack into an empty directory")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    for opt in state["gan"]["opts"].values():
+        for slot in opt["state"].values():
+            slot["exp_avg_sq"] = slot["exp_avg_sq"].float()
+            slot["exp_avg"] = torch.zeros_like(slot["exp_avg_sq"])
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in state.pop("packed_files").items():
+        (out / name).write_text(text)
+    save_atomic(state, out / "checkpoint.pt")
 
 
 class KeepSettings:
@@ -185,6 +225,8 @@ def main() -> None:
     parser.add_argument("--machine", default="", help="with --export: the machine(s) it trained on, in words")
     parser.add_argument("--note", default="", help="with --export: how the run went, kept with the shipped G's info")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--pack", type=Path, default=None, help="write --out's run to this one file and stop")
+    parser.add_argument("--unpack", type=Path, default=None, help="start --out (empty) from a file --pack wrote")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -192,9 +234,14 @@ def main() -> None:
     for item in args.set:
         key, value = item.split("=")
         settings[key] = type(SETTINGS[key])(float(value)) if key in SETTINGS else value
+    if args.pack:
+        print(f"wrote {pack(args.out, args.pack)} ({args.pack.stat().st_size / 1e6:.1f} MB)")
+        return
+    if args.unpack:
+        unpack(args.unpack, args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     gan = build(settings, args.seed)
-    before = warm_start(gan, args.out, args.warm_start_from) if args.warm_start or args.warm_start_from else None
+    before = warm_start(gan, args.out, args.warm_start_from, settings) if args.warm_start or args.warm_start_from else None
     evaluate = Evaluate(args.eval_every, FIDEvaluator("faces", 32, classifier=factor_model(32)), args.out)
     trainer = Trainer(gan, load("faces", size=32), steps=args.steps, seconds=args.minutes * 60,
                       batch_size=settings["batch_size"], seed=args.seed, amp=False if args.fp32 else None, ema_half_life=settings["ema_half_life"],

@@ -63,3 +63,74 @@ def test_warm_start_from_a_training_checkpoint_takes_its_averaged_G(bench, tmp_p
     for name, value in averaged.state_dict().items():
         assert torch.equal(gan.nets["G"].state_dict()[name], value), name
     assert json.loads((out / "warm_start.json").read_text())["steps"] == 140
+
+
+def _tiny(bench):
+    return dict(bench.SETTINGS, width=8, max_channels=16, z_dim=16, w_dim=16, mapping_layers=2, batch_size=4,
+                d_width=8, d_max_channels=16)
+
+
+def test_a_packed_run_resumes_where_it_stopped(bench, tmp_path):
+    from gancourse.data import load
+    from gancourse.train import Trainer
+
+    settings, run, moved = _tiny(bench), tmp_path / "run", tmp_path / "moved"
+
+    def trainer(out, steps):
+        return Trainer(bench.build(settings, seed=0), load("faces", size=32, limit=64), steps=steps, batch_size=4,
+                       seed=0, amp=False, ema_half_life=100, checkpoint_dir=out, checkpoint_every=1000, progress=False,
+                       verbose=False)
+
+    first = trainer(run, 20)
+    first.fit()
+    (run / "evaluations.json").write_text(json.dumps([_row(20, 9.0)]))
+    path = bench.pack(run, tmp_path / "run.pack")
+    assert path.stat().st_size < 0.75 * (run / "checkpoint.pt").stat().st_size
+    bench.unpack(path, moved)
+    assert json.loads((moved / "evaluations.json").read_text()) == [_row(20, 9.0)]
+    with pytest.raises(FileExistsError, match="empty directory"):
+        bench.unpack(path, moved)
+    original = torch.load(run / "checkpoint.pt", weights_only=False)
+    restored = torch.load(moved / "checkpoint.pt", weights_only=False)
+    for name in ("G", "D"):
+        for key, value in original["gan"]["nets"][name].items():
+            assert torch.equal(restored["gan"]["nets"][name][key], value), key
+        for index, slot in original["gan"]["opts"][name]["state"].items():
+            back = restored["gan"]["opts"][name]["state"][index]
+            assert torch.allclose(back["exp_avg_sq"], slot["exp_avg_sq"], rtol=1e-2, atol=0)
+            assert back["step"] == slot["step"]
+    for key, value in original["ema"]["nets"]["G"].items():
+        assert torch.equal(restored["ema"]["nets"]["G"][key], value), key
+    # both go on from step 20 and stay together: the dropped first moment is rebuilt by the next step
+    straight, resumed = trainer(run, 30), trainer(moved, 30)
+    straight.fit(resume=True), resumed.fit(resume=True)
+    assert resumed.step == straight.step == 30
+    for (key, a), b in zip(straight.gan.nets["G"].state_dict().items(), resumed.gan.nets["G"].state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-3), key
+
+
+def test_pack_refuses_an_optimiser_with_momentum(bench, tmp_path):
+    from gancourse.data import load
+    from gancourse.train import Trainer
+
+    gan = bench.build(_tiny(bench), seed=0)
+    for opt in gan.opts.values():
+        for group in opt.param_groups:
+            group["betas"] = (0.5, 0.99)
+    Trainer(gan, load("faces", size=32, limit=64), steps=2, batch_size=4, seed=0, amp=False, checkpoint_dir=tmp_path,
+            progress=False, verbose=False).fit()
+    with pytest.raises(ValueError, match="beta1"):
+        bench.pack(tmp_path, tmp_path / "run.pack")
+
+
+def test_warm_start_from_a_run_that_started_from_scratch_counts_its_own_steps(bench, tmp_path):
+    settings = _tiny(bench)
+    source_dir = tmp_path / "scratch"
+    source_dir.mkdir()
+    averaged = StyleGenerator(16, 16, 32, 3, width=8, max_channels=16, mapping_layers=2, fused=False)
+    torch.save({"ema": {"nets": {"G": averaged.state_dict()}}, "step": 500, "elapsed": 90.4}, source_dir / "c.pt")
+    (source_dir / "evaluations.json").write_text(json.dumps([_row(500, 3.3)]))
+    (tmp_path / "next").mkdir()
+    info = bench.warm_start(bench.build(settings, seed=0), tmp_path / "next", source_dir / "c.pt", settings)
+    assert (info["steps"], info["training_seconds"], info["fid"]) == (500, 90, 3.3)
+    assert info["settings"]["width"] == 8
