@@ -32,7 +32,7 @@ from gancourse.metrics import FIDEvaluator
 from gancourse.metrics.factors import factor_model
 from gancourse.models import StyleDiscriminator, StyleGenerator
 from gancourse.train import StyleGAN, Trainer
-from gancourse.train.checkpoint import save_atomic
+from gancourse.train.checkpoint import load_checkpoint, save_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = dict(width=32, max_channels=128, z_dim=128, w_dim=128, mapping_layers=8, batch_size=32, lr=2e-3,
@@ -82,7 +82,7 @@ def warm_start(gan, out: Path, source: Path | None = None, settings: dict | None
         state = saved["ema"]["nets"]["G"]
         record = source.parent / "warm_start.json"  # absent for a run that started from scratch
         earlier = json.loads(record.read_text()) if record.exists() else {
-            "steps": 0, "training_seconds": 0, "fid": None, "settings": dict(SETTINGS, **(settings or {}))}
+            "steps": 0, "training_seconds": 0, "fid": None, "settings": dict(settings or SETTINGS)}
         scored = [row for row in json.loads((source.parent / "evaluations.json").read_text())
                   if row["step"] == saved["step"]]
         info = dict(earlier, steps=earlier["steps"] + saved["step"], images=(earlier["steps"] + saved["step"]) *
@@ -103,11 +103,11 @@ PACKED = ("evaluations.json", "warm_start.json", "train.log")
 
 
 def pack(out: Path, path: Path) -> Path:
-    """The run in `out` as one file of about half the checkpoint's size, to carry a long run across machines that
+    """The run in `out` as one file of about 60% of the checkpoint's size, to carry a long run across machines that
     keep nothing but the repository. Adam's first moment is left out (with beta1 = 0 the next step overwrites it
     exactly), its second moment is kept in bfloat16 (fp32's range; 0.4% relative error, 0.2% in a step); the
     networks, the averaged G, the RNG and the run's evaluations and log are kept as they are."""
-    state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+    state = load_checkpoint(out / "checkpoint.pt")  # a missing or corrupt checkpoint: its clear error
     for name, opt in state["gan"]["opts"].items():
         if any(group["betas"][0] != 0 for group in opt["param_groups"]):
             raise ValueError(f"optimiser {name} has beta1 != 0: its first moment cannot be dropped; copy the "
@@ -123,7 +123,7 @@ def unpack(path: Path, out: Path) -> None:
     """Turn a pack back into `out`/checkpoint.pt and its files; training then resumes from it."""
     if (out / "checkpoint.pt").exists():
         raise FileExistsError(f"{out} already holds a checkpoint; unpack into an empty directory")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_checkpoint(path)
     for opt in state["gan"]["opts"].values():
         for slot in opt["state"].values():
             slot["exp_avg_sq"] = slot["exp_avg_sq"].float()
