@@ -135,14 +135,16 @@ def unpack(path: Path, out: Path) -> None:
 
 
 class KeepSettings:
-    """Optimiser settings from the command line win over those a resumed checkpoint restores (an lr schedule by hand:
-    resume with --set lr=5e-4 to anneal a run that was trained at 1e-3)."""
+    """The learning rate named with --set wins over the one a resumed checkpoint restores (an lr schedule by hand:
+    resume with --set lr=5e-4 to anneal a run that was trained at 1e-3); left unnamed, the checkpoint's stays."""
 
-    def __init__(self, gan) -> None:
-        self.groups = {name: [dict(lr=g["lr"], betas=g["betas"]) for g in opt.param_groups]
-                       for name, opt in gan.opts.items()}
+    def __init__(self, gan, named=()) -> None:
+        self.groups = {name: [dict(lr=g["lr"]) for g in opt.param_groups] for name, opt in gan.opts.items()}
+        self.apply = "lr" in named
 
     def on_fit_start(self, trainer) -> None:
+        if not self.apply:
+            return
         for name, opt in trainer.gan.opts.items():
             for group, wanted in zip(opt.param_groups, self.groups[name]):
                 group.update(wanted)
@@ -230,9 +232,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    settings = dict(SETTINGS)
+    settings, named = dict(SETTINGS), set()
     for item in args.set:
         key, value = item.split("=")
+        named.add(key)
         settings[key] = type(SETTINGS[key])(float(value)) if key in SETTINGS else value
     if args.pack:
         print(f"wrote {pack(args.out, args.pack)} ({args.pack.stat().st_size / 1e6:.1f} MB)")
@@ -245,7 +248,7 @@ def main() -> None:
     evaluate = Evaluate(args.eval_every, FIDEvaluator("faces", 32, classifier=factor_model(32)), args.out)
     trainer = Trainer(gan, load("faces", size=32), steps=args.steps, seconds=args.minutes * 60,
                       batch_size=settings["batch_size"], seed=args.seed, amp=False if args.fp32 else None, ema_half_life=settings["ema_half_life"],
-                      checkpoint_dir=args.out, checkpoint_every=250, callbacks=[KeepSettings(gan), evaluate] + ([WarmUp(args.warm_up)] if before else []), log_every=50,
+                      checkpoint_dir=args.out, checkpoint_every=250, callbacks=[KeepSettings(gan, named), evaluate] + ([WarmUp(args.warm_up)] if before else []), log_every=50,
                       progress=False)
     start = time.perf_counter()
     trainer.fit(resume=True)

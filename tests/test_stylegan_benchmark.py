@@ -134,3 +134,26 @@ def test_warm_start_from_a_run_that_started_from_scratch_counts_its_own_steps(be
     info = bench.warm_start(bench.build(settings, seed=0), tmp_path / "next", source_dir / "c.pt", settings)
     assert (info["steps"], info["training_seconds"], info["fid"]) == (500, 90, 3.3)
     assert info["settings"]["width"] == 8
+
+
+def test_a_resumed_run_keeps_its_learning_rate_unless_the_command_names_one(bench, tmp_path):
+    from gancourse.data import load
+    from gancourse.train import Trainer
+
+    def lrs(gan):
+        return {name: [group["lr"] for group in opt.param_groups] for name, opt in gan.opts.items()}
+
+    def run(lr, named, steps):
+        gan = bench.build(dict(_tiny(bench), lr=lr), seed=0)
+        Trainer(gan, load("faces", size=32, limit=64), steps=steps, batch_size=4, seed=0, amp=False,
+                checkpoint_dir=tmp_path, callbacks=[bench.KeepSettings(gan, named)], progress=False,
+                verbose=False).fit(resume=True)
+        return lrs(gan)
+
+    annealed = lrs(bench.build(dict(_tiny(bench), lr=1e-3), seed=0))
+    assert run(1e-3, {"lr", "width"}, 2) == annealed
+    # a later call that does not name lr builds with the default 2e-3 but trains on at the checkpoint's 1e-3
+    assert bench.SETTINGS["lr"] != 1e-3
+    assert run(bench.SETTINGS["lr"], {"width"}, 4) == annealed
+    # naming it is how a schedule is made by hand
+    assert run(5e-4, {"lr"}, 6) == lrs(bench.build(dict(_tiny(bench), lr=5e-4), seed=0)) != annealed
