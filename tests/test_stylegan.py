@@ -325,6 +325,23 @@ def test_path_length_noise_effect_and_activation_peaks():
         assert len(peaks) == len(G2.layers) and all(1.0 <= p["peak_ratio"] <= p["max_possible"] for p in peaks)
 
 
+def test_draw_samples_in_batches_gives_the_pictures_of_one_pass():
+    from gancourse.metrics.styles import draw_samples
+
+    torch.manual_seed(0)
+    G, _ = small(16)
+    with torch.no_grad():
+        for layer in G.layers:
+            layer.noise.strength.fill_(0.5)  # so that slicing the noise maps wrongly would show
+    z = torch.randn(10, G.z_dim)
+    noise = G.make_noise(10, torch.Generator().manual_seed(3), z.device)
+    with torch.no_grad():
+        whole = G.eval()(z, noise=noise).clamp(-1, 1)
+        mixed = G(z, 0.7, z.flip(0), 2, noise="const").clamp(-1, 1)
+    assert torch.allclose(draw_samples(G, z, noise=noise, batch_size=3), whole, atol=1e-5)
+    assert torch.allclose(draw_samples(G, z, 0.7, z.flip(0), 2, noise="const", batch_size=4), mixed, atol=1e-5)
+
+
 def test_truncation_sweep_scores_each_value():
     from gancourse.metrics.styles import truncation_sweep
 
