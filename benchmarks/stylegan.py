@@ -1,7 +1,17 @@
 """Trains lesson 07's StyleGAN2 on the built-in faces and, with --export, writes the checkpoint the package ships.
 
-    .venv/bin/python benchmarks/stylegan.py --minutes 60 --export        # the shipped checkpoint
+    .venv/bin/python benchmarks/stylegan.py --minutes 60 --export        # 60 minutes, then export (overwrites!)
     .venv/bin/python benchmarks/stylegan.py --minutes 5 --out runs/try    # a short trial
+
+The shipped G (width 64, 46,422 steps, 356 min on a 2-core CPU) came from one run with its learning rate lowered
+by hand at each plateau; the same schedule, resumed call by call in the same --out:
+
+    .venv/bin/python benchmarks/stylegan.py --threads 2 --eval-every 2000 --steps 24000 --minutes 600
+    .venv/bin/python benchmarks/stylegan.py --threads 2 --eval-every 2000 --steps 36000 --minutes 600 --set lr=1e-3
+    .venv/bin/python benchmarks/stylegan.py --threads 2 --eval-every 2000 --steps 42000 --minutes 600 \
+        --set lr=5e-4 ema_half_life=40000
+    .venv/bin/python benchmarks/stylegan.py --threads 2 --eval-every 2000 --steps 46422 --minutes 600 \
+        --set lr=2e-4 ema_half_life=40000 --export
 
 Training runs through the course's Trainer with checkpoints in --out (default runs/stylegan-faces), so an
 interrupted run continues where it stopped when started again with the same arguments. Every --eval-every
@@ -35,7 +45,7 @@ from gancourse.train import StyleGAN, Trainer
 from gancourse.train.checkpoint import load_checkpoint, save_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS = dict(width=32, max_channels=128, z_dim=128, w_dim=128, mapping_layers=8, batch_size=32, lr=2e-3,
+SETTINGS = dict(width=64, max_channels=128, z_dim=128, w_dim=128, mapping_layers=8, batch_size=32, lr=2e-3,
                 r1=0.1, ema_half_life=10_000, d_width=32, d_max_channels=128, mbstd_group=4)
 
 
