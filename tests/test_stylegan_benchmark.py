@@ -157,3 +157,16 @@ def test_a_resumed_run_keeps_its_learning_rate_unless_the_command_names_one(benc
     assert run(bench.SETTINGS["lr"], {"width"}, 4) == annealed
     # naming it is how a schedule is made by hand
     assert run(5e-4, {"lr"}, 6) == lrs(bench.build(dict(_tiny(bench), lr=5e-4), seed=0)) != annealed
+
+
+def test_the_script_builds_the_shipped_architecture_by_default(bench):
+    # A run from scratch (or --warm-start from the shipped file) must train the networks the package ships:
+    # the shipped G's settings are what the script's defaults build, and the G it builds takes the shipped weights.
+    from gancourse.pretrained import load_pretrained, registry
+
+    shipped = registry()["stylegan-faces32"]["info"]["settings"]
+    assert {key: bench.SETTINGS[key] for key in shipped if key not in ("lr", "ema_half_life")} == \
+        {key: value for key, value in shipped.items() if key not in ("lr", "ema_half_life")}
+    G, _ = load_pretrained("stylegan-faces32")
+    gan = bench.build(dict(bench.SETTINGS), seed=0)
+    gan.nets["G"].load_state_dict(G.state_dict())  # raises on any shape or name that differs
