@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/modconv.py            # writes benchmarks/results/modconv-cpu.{json,md}
 
-Times one full training step of lesson 07's shipped architecture (G's width read from the package's registry;
+Times one full training step of lesson 07's shipped architecture (G's config read from the shipped file;
 the StyleGAN family: D step, G step, and the lazy R1 and path-length steps at their usual rate, averaged over 32
 steps) at batch 32, in fp32 and with the Trainer's bf16 autocast, NHWC as the Trainer lays out images on a CPU.
 Run it with the machine otherwise idle; the library picks `fused=False` by default because of this table.
@@ -20,16 +20,17 @@ import torch
 import gancourse
 from gancourse.data import load
 from gancourse.models import StyleDiscriminator, StyleGenerator
-from gancourse.pretrained import registry
+from gancourse.pretrained import load_pretrained
 from gancourse.train import StyleGAN, Trainer
 
 RESULTS = Path(__file__).resolve().parent / "results"
-WIDTH = registry()["stylegan-faces32"]["info"]["settings"]["width"]  # the shipped G's feature maps at 32x32
+CONFIG = load_pretrained("stylegan-faces32")[0].config  # the shipped G's architecture (width, channels, ...)
+WIDTH = CONFIG["width"]
 
 
 def seconds_per_step(fused: bool, amp, steps: int = 32, warmup: int = 4) -> float:
     gancourse.seed_everything(0)
-    G = StyleGenerator(width=WIDTH, fused=fused)
+    G = StyleGenerator(**dict(CONFIG, fused=fused))
     gan = StyleGAN(G, StyleDiscriminator())
     trainer = Trainer(gan, load("faces", size=32), steps=warmup, batch_size=32, amp=amp, progress=False,
                       verbose=False)
@@ -50,8 +51,10 @@ def main() -> None:
             print(rows[-1], flush=True)
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "modconv-cpu.json").write_text(json.dumps({"machine": machine, "width": WIDTH, "rows": rows}, indent=1) + "\n")
-    lines = [f"# Modulated convolution: fused vs unfused (lesson 07's G at width {WIDTH} and D, one training step, batch 32)", "",
+    (RESULTS / "modconv-cpu.json").write_text(json.dumps({"machine": machine, "width": WIDTH, "rows": rows}, indent=1)
+                                              + "\n")
+    lines = [f"# Modulated convolution: fused vs unfused (lesson 07's G at width {WIDTH} and D, one training step, "
+             "batch 32)", "",
              f"Machine: {machine}.", "", "| form | precision | seconds per step |", "|---|---|---|"]
     lines += [f"| {'fused (grouped conv)' if r['fused'] else 'unfused'} | {r['precision']} | {r['seconds_per_step']:.3f} |"
               for r in rows]
